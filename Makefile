@@ -1,0 +1,72 @@
+# credsync — see README.md. Targets a newcomer needs: `make demo`, `make test`.
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
+BIN      := bin
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME ?= 10s
+# package:FuzzTarget pairs run by `make fuzz`.
+FUZZ_TARGETS := \
+	./internal/wire:FuzzRead \
+	./internal/protocol:FuzzServe \
+	./internal/endpoint:FuzzParse
+
+.PHONY: all build xpi test test-unit test-e2e lint lint-go lint-js fuzz bench cross demo thunderbird clean
+
+all: build xpi
+
+build:
+	$(BUILD) -o $(BIN)/credsync ./cmd/credsync
+
+xpi:
+	$(GO) run ./scripts/xpi -o $(BIN)/credsync.xpi extension
+
+# The README's test command, and all that .ci/run calls.
+test: lint test-unit cross test-e2e
+
+test-unit:
+	$(GO) test -race -count=1 ./...
+
+# Real Thunderbird ESR 153 and 140, headless, driven over Marionette.
+test-e2e: thunderbird
+	CREDSYNC_TB140="$$(cat $(BIN)/thunderbird-140.path)" $(GO) test -tags e2e -count=1 -timeout 20m ./internal/e2e/
+
+thunderbird:
+	@mkdir -p $(BIN)
+	scripts/thunderbird > $(BIN)/thunderbird-140.path
+
+lint: lint-go lint-js
+
+lint-go:
+	@out="$$(gofmt -l cmd internal scripts)"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./internal/e2e/
+	$(GO) run $(STATICCHECK) ./...
+
+lint-js:
+	npm ci --prefix scripts/eslint --no-audit --no-fund --loglevel=error
+	scripts/eslint/node_modules/.bin/eslint -c scripts/eslint/eslint.config.mjs extension/
+
+# Each fuzz target for FUZZTIME; corpora are in each package's testdata/fuzz.
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The host must build for every OS Thunderbird runs on.
+cross:
+	GOOS=windows GOARCH=amd64 $(BUILD) -o /dev/null ./cmd/credsync
+	GOOS=darwin GOARCH=arm64 $(BUILD) -o /dev/null ./cmd/credsync
+
+# The whole product in a real headless Thunderbird against an embedded sandbox.
+demo: build xpi thunderbird
+	$(GO) run ./cmd/credsync-demo --credsync $(BIN)/credsync --extension extension
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,108 @@
+// Command credsync is both Thunderbird's native-messaging host for the
+// credsync extension and a command-line tool. Thunderbird starts it as
+// `credsync <manifest path> <extension id>`; any other arguments select a
+// subcommand.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/credsync/credsync/internal/nmhost"
+	"github.com/credsync/credsync/internal/protocol"
+	"github.com/credsync/credsync/internal/verify"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"
+
+// Exit codes shared by the subcommands.
+const (
+	exitOK       = 0
+	exitFailed   = 1 // the operation ran and did not succeed
+	exitUsage    = 2 // bad arguments or input
+	exitNotAllow = 3 // host mode: the extension is not in the manifest
+)
+
+const usage = `credsync changes a mail password once and makes every Thunderbird credential follow.
+
+Usage:
+  credsync verify --incoming URL --outgoing URL [--password-stdin] [--ca-file FILE] [--timeout DURATION]
+  credsync install [--system] [--print]
+  credsync uninstall [--system]
+  credsync doctor
+  credsync version
+
+Run "credsync COMMAND -h" for a command's options. Thunderbird starts credsync
+itself, as "credsync MANIFEST EXTENSION-ID", to serve the credsync extension.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, terminalSecret)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without process globals, so tests can drive every path.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, secret secretReader) int {
+	if launchedByThunderbird(args) {
+		return serveHost(ctx, args[0], args[1], stdin, stdout, stderr)
+	}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "verify":
+		return runVerify(ctx, args[1:], stdin, stdout, stderr, secret)
+	case "install":
+		return runInstall(args[1:], stdout, stderr)
+	case "uninstall":
+		return runUninstall(args[1:], stdout, stderr)
+	case "doctor":
+		return runDoctor(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "credsync %s (protocol %d)\n", version, protocol.Version)
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "credsync: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+// launchedByThunderbird recognises Thunderbird's arguments: the absolute
+// path of the host manifest, then the extension's ID.
+func launchedByThunderbird(args []string) bool {
+	return len(args) == 2 && filepath.IsAbs(args[0]) && strings.EqualFold(filepath.Ext(args[0]), ".json")
+}
+
+// serveHost speaks the native-messaging protocol on stdin/stdout for an
+// extension the manifest allows. stdout carries frames only.
+func serveHost(ctx context.Context, manifestPath, extensionID string, stdin io.Reader, stdout, stderr io.Writer) int {
+	logger := log.New(stderr, "credsync: ", 0)
+	manifest, err := nmhost.ReadManifest(manifestPath)
+	if err != nil {
+		logger.Printf("cannot read the host manifest: %v", err)
+		return exitNotAllow
+	}
+	if !manifest.Allows(extensionID) {
+		logger.Printf("extension %q is not in the allowed_extensions of %s; refusing to serve it", extensionID, manifestPath)
+		return exitNotAllow
+	}
+	host := &protocol.Host{Version: version, Trust: verify.Trust{}, Log: logger}
+	if err := host.Serve(ctx, stdin, stdout); err != nil {
+		logger.Print(err)
+		return exitFailed
+	}
+	return exitOK
+}

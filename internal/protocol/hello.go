@@ -1,0 +1,28 @@
+package protocol
+
+import (
+	"context"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/credsync/credsync/internal/provider"
+)
+
+type helloResult struct {
+	Name         string          `json:"name"`
+	Version      string          `json:"version"`
+	Protocol     int             `json:"protocol"`
+	Capabilities []string        `json:"capabilities"`
+	Backends     []provider.Info `json:"backends"`
+}
+
+// hello tells the extension who answers and what it can do.
+func hello(_ context.Context, s *session, _ string, _ gjson.Result) (any, error) {
+	return helloResult{
+		Name:         "credsync",
+		Version:      s.host.Version,
+		Protocol:     Version,
+		Capabilities: []string{"verify", "change"},
+		Backends:     provider.All(),
+	}, nil
+}

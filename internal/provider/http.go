@@ -1,0 +1,65 @@
+package provider
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptrace"
+	"time"
+
+	"golang.org/x/net/publicsuffix"
+)
+
+// maxBody bounds what a web back-end reads of a provider's page.
+const maxBody = 4 << 20
+
+// newHTTPClient returns a client for one change: its own cookie jar, TLS
+// verified against roots, no redirects to other schemes.
+func newHTTPClient(roots *x509.CertPool) *http.Client {
+	jar, _ := cookiejar.New(&cookiejar.Options{PublicSuffixList: publicsuffix.List})
+	return &http.Client{
+		Jar: jar,
+		Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+			TLSHandshakeTimeout: 15 * time.Second,
+			ForceAttemptHTTP2:   true,
+		},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 10 {
+				return errors.New("too many redirects")
+			}
+			if req.URL.Scheme != via[0].URL.Scheme {
+				return errors.New("redirect changes the scheme")
+			}
+			return nil
+		},
+	}
+}
+
+// send performs req once and reads the body. A failure before the request
+// was written is Unreachable (nothing changed); after it, OutcomeUnknown
+// when changes is true (the provider may have applied it), else Unreachable.
+func send(ctx context.Context, client *http.Client, req *http.Request, changes bool) (*http.Response, []byte, error) {
+	var written bool
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { written = true }}
+	req = req.WithContext(httptrace.WithClientTrace(ctx, trace))
+	resp, err := client.Do(req)
+	if err == nil {
+		var body []byte
+		body, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
+		resp.Body.Close()
+		if err == nil {
+			return resp, body, nil
+		}
+	}
+	kind := Unreachable
+	if written && changes {
+		kind = OutcomeUnknown
+	}
+	return nil, nil, &Error{Kind: kind, Detail: req.URL.Redacted(), Err: err}
+}

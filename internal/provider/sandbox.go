@@ -1,0 +1,55 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// sandbox changes passwords at credsync's own sandbox (internal/sandbox),
+// which `make demo` and the end-to-end suite run on 127.0.0.1:
+// POST form username, current, new → {"ok": true} or {"ok": false, "error": code}.
+type sandbox struct{}
+
+func (sandbox) Info() Info {
+	return Info{
+		Name:         "sandbox",
+		Description:  "credsync's demo and test servers",
+		NeedsURL:     true,
+		NeedsCurrent: true,
+	}
+}
+
+func (sandbox) Change(ctx context.Context, r Request) error {
+	if r.URL == "" {
+		return &Error{Kind: Unreachable, Detail: "the sandbox back-end needs a URL"}
+	}
+	form := url.Values{"username": {r.Username}, "current": {r.Current}, "new": {r.New}}
+	req, err := http.NewRequest(http.MethodPost, r.URL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return &Error{Kind: Unreachable, Detail: "bad sandbox URL"}
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, body, err := send(ctx, newHTTPClient(r.Roots), req, true)
+	if err != nil {
+		return err
+	}
+	var answer struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &answer) != nil {
+		return &Error{Kind: OutcomeUnknown, Detail: "unreadable answer, HTTP " + resp.Status}
+	}
+	switch {
+	case answer.OK && resp.StatusCode == http.StatusOK:
+		return nil
+	case answer.Error == string(WrongCurrent):
+		return &Error{Kind: WrongCurrent, Detail: "the sandbox rejected the current password"}
+	case resp.StatusCode >= 400 && resp.StatusCode < 500:
+		return &Error{Kind: Rejected, Detail: "the sandbox refused the change: " + answer.Error}
+	}
+	return &Error{Kind: OutcomeUnknown, Detail: "HTTP " + resp.Status}
+}
