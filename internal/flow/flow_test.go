@@ -271,3 +271,33 @@ func deadAddr(t *testing.T) string {
 	ln.Close()
 	return addr
 }
+
+func TestSync(t *testing.T) {
+	t.Run("verified then stored", func(t *testing.T) {
+		f := newFixture(t)
+		f.sb.SetPassword("alice", newPassword) // changed at Ctrl+Alt+Del
+		res, err := f.eng.Sync(context.Background(), f.acct, newPassword, f.progress)
+		if err != nil || !res.Stored || res.Changed || len(f.store.accounts) != 1 {
+			t.Fatalf("Sync() = %+v, %v", res, err)
+		}
+	})
+	t.Run("refused by a server", func(t *testing.T) {
+		f := newFixture(t)
+		res, err := f.eng.Sync(context.Background(), f.acct, newPassword, f.progress)
+		var fe *Error
+		if !errors.As(err, &fe) || fe.Code != VerificationFailed || fe.Changed || res.Stored || len(f.store.accounts) != 0 {
+			t.Fatalf("Sync() = %+v, %v", res, err)
+		}
+		if n := len(f.sb.Logins()); n != 2 {
+			t.Fatalf("%d logins; want exactly one per server", n)
+		}
+	})
+	t.Run("empty", func(t *testing.T) {
+		f := newFixture(t)
+		_, err := f.eng.Sync(context.Background(), f.acct, "", f.progress)
+		var fe *Error
+		if !errors.As(err, &fe) || fe.Code != PolicyViolation || len(f.sb.Logins()) != 0 {
+			t.Fatalf("Sync(\"\") = %v", err)
+		}
+	})
+}

@@ -244,3 +244,19 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+func TestSyncStoresVerifiedPassword(t *testing.T) {
+	sb, trust := startSandbox(t)
+	sb.SetPassword("alice", "changed-Elsewhere1")
+	x := startSession(t, trust)
+	req := changeRequest(sb, "", "")
+	delete(req, "backend")
+	delete(req, "current")
+	delete(req, "new")
+	req["type"], req["password"] = "sync", "changed-Elsewhere1"
+	final, _, stored := x.run(req, storeOK)
+	if final.Get("status").String() != "ok" || !final.Get("result.stored").Bool() || final.Get("result.changed").Bool() ||
+		len(stored) != 1 || stored[0] != "changed-Elsewhere1" {
+		t.Fatalf("final = %s, %d stores", final.Raw, len(stored))
+	}
+}

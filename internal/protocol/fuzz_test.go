@@ -30,6 +30,10 @@ func FuzzServe(f *testing.F) {
 			_, err := decodeChange(req)
 			return nil, err
 		},
+		"sync": func(_ context.Context, _ *session, _ string, req gjson.Result) (any, error) {
+			_, err := decodeSync(req)
+			return nil, err
+		},
 	}
 	real := handlers
 	handlers = decodeOnly

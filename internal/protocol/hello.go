@@ -22,7 +22,7 @@ func hello(_ context.Context, s *session, _ string, _ gjson.Result) (any, error)
 		Name:         "credsync",
 		Version:      s.host.Version,
 		Protocol:     Version,
-		Capabilities: []string{"verify", "change"},
+		Capabilities: []string{"verify", "change", "sync"},
 		Backends:     provider.All(),
 	}, nil
 }

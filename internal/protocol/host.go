@@ -54,6 +54,7 @@ var handlers = map[string]handler{
 	"hello":  hello,
 	"verify": verifyRequest,
 	"change": change,
+	"sync":   syncRequest,
 }
 
 // session is one connection: the frame writer, and the host's own requests
