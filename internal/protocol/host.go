@@ -40,12 +40,6 @@ type Host struct {
 	engine flow.Engine
 }
 
-func init() {
-	// Field names are fixed literals; modifiers (@reverse…) would only
-	// widen what a crafted path could do.
-	gjson.DisableModifiers = true
-}
-
 // handler answers one request type. It returns the reply's result, or an
 // error that becomes an error reply (see errorReply).
 type handler func(ctx context.Context, s *session, id string, req gjson.Result) (any, error)

@@ -1,0 +1,57 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// newChangeServer serves the provider's password change:
+//
+//	POST /change  username=…&current=…&new=…  (application/x-www-form-urlencoded)
+//	200 {"ok":true}
+//	403 {"ok":false,"error":"wrong_current_password"}   (also for an unknown user)
+//	400 {"ok":false,"error":"missing_field","field":"new"}
+//	405 {"ok":false,"error":"method_not_allowed"}
+func newChangeServer(s *Sandbox) *http.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/change", s.handleChange)
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          quiet,
+	}
+}
+
+func (s *Sandbox) handleChange(w http.ResponseWriter, r *http.Request) {
+	reply := func(status int, body map[string]any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(body)
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		reply(http.StatusMethodNotAllowed, map[string]any{"ok": false, "error": "method_not_allowed"})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		reply(http.StatusBadRequest, map[string]any{"ok": false, "error": "bad_request"})
+		return
+	}
+	fields := make(map[string]string)
+	for _, name := range []string{"username", "current", "new"} {
+		v := r.PostForm.Get(name)
+		if v == "" {
+			reply(http.StatusBadRequest, map[string]any{"ok": false, "error": "missing_field", "field": name})
+			return
+		}
+		fields[name] = v
+	}
+	if !s.changePassword(fields["username"], fields["current"], fields["new"]) {
+		reply(http.StatusForbidden, map[string]any{"ok": false, "error": "wrong_current_password"})
+		return
+	}
+	reply(http.StatusOK, map[string]any{"ok": true})
+}

@@ -1,0 +1,257 @@
+// Package sandbox runs throw-away mail servers on 127.0.0.1 for tests, the
+// demo and the end-to-end suite: IMAP (implicit TLS and STARTTLS), POP3
+// (implicit TLS and STLS), SMTP (implicit TLS and submission with STARTTLS)
+// and an HTTPS password-change endpoint, all sharing one user table and one
+// certificate signed by a throw-away CA.
+//
+// It is a test fixture: it keeps every password it sees in memory (Logins)
+// and never prints or logs anything.
+package sandbox
+
+import (
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/emersion/go-smtp"
+)
+
+// Options configures a Sandbox. The zero value is a sandbox without users.
+type Options struct {
+	// Users maps user names to passwords.
+	Users map[string]string
+	// AllowInsecureAuth lets clients authenticate on the cleartext ports
+	// (IMAP, POP3, Submission) without STARTTLS. By default those ports
+	// refuse: IMAP advertises LOGINDISABLED, SMTP offers no AUTH, POP3
+	// answers USER with -ERR [AUTH].
+	AllowInsecureAuth bool
+	// Certificate, if set, is served instead of the certificate signed by
+	// the sandbox CA (for instance a self-signed or expired one, to test
+	// certificate pinning). CAPEM and CAPool still describe the sandbox CA.
+	Certificate *tls.Certificate
+}
+
+// Login is one authentication attempt seen by a server.
+type Login struct {
+	Protocol string // "imap", "pop3" or "smtp"
+	Username string
+	Password string
+	OK       bool
+}
+
+// Sandbox is a set of running servers. Addresses are "127.0.0.1:port".
+type Sandbox struct {
+	CAPEM  []byte         // the throw-away CA, PEM
+	CAPool *x509.CertPool // a pool holding only that CA
+	// CertSHA256 is the hex SHA-256 of the leaf certificate the servers
+	// present (a pin for endpoint.Endpoint.CertSHA256).
+	CertSHA256 string
+
+	IMAPS      string // IMAP, implicit TLS
+	IMAP       string // IMAP, STARTTLS
+	POP3S      string // POP3, implicit TLS
+	POP3       string // POP3, STLS
+	SMTPS      string // SMTP submission, implicit TLS
+	Submission string // SMTP submission, STARTTLS
+	ChangeURL  string // https://127.0.0.1:port/change
+
+	opts      Options
+	tlsConfig *tls.Config
+
+	mu        sync.Mutex
+	users     map[string]string
+	mailboxes map[string]*imapmemserver.User
+	logins    []Login
+
+	imapServer *imapserver.Server
+	smtpServer *smtp.Server
+	pop3Server *pop3Server
+	httpServer *http.Server
+
+	listeners []net.Listener
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start starts every server on 127.0.0.1 with an OS-chosen port.
+func Start(opts Options) (*Sandbox, error) {
+	p, err := newPKI(time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: certificates: %w", err)
+	}
+	cert := p.leaf
+	if opts.Certificate != nil {
+		cert = *opts.Certificate
+	}
+	if len(cert.Certificate) == 0 {
+		return nil, errors.New("sandbox: Options.Certificate has no certificate")
+	}
+	s := &Sandbox{
+		CAPEM:      p.caPEM,
+		CAPool:     p.pool,
+		CertSHA256: fingerprint(cert.Certificate[0]),
+		opts:       opts,
+		tlsConfig: &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			MinVersion:   tls.VersionTLS12,
+		},
+		users:     make(map[string]string),
+		mailboxes: make(map[string]*imapmemserver.User),
+	}
+	for u, pw := range opts.Users {
+		s.SetPassword(u, pw)
+	}
+	if err := s.start(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Sandbox) start() error {
+	listen := func(implicitTLS bool) (net.Listener, string, error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, "", fmt.Errorf("sandbox: listen: %w", err)
+		}
+		addr := ln.Addr().String()
+		s.listeners = append(s.listeners, ln)
+		if implicitTLS {
+			ln = tls.NewListener(ln, s.tlsConfig)
+		}
+		return ln, addr, nil
+	}
+	serve := func(f func() error) {
+		s.wg.Go(func() { _ = f() })
+	}
+
+	s.imapServer = newIMAPServer(s)
+	s.smtpServer = newSMTPServer(s)
+	s.pop3Server = newPOP3Server(s)
+	s.httpServer = newChangeServer(s)
+
+	type spec struct {
+		addr        *string
+		implicitTLS bool
+		serve       func(net.Listener) error
+	}
+	specs := []spec{
+		{&s.IMAPS, true, s.imapServer.Serve},
+		{&s.IMAP, false, s.imapServer.Serve},
+		{&s.POP3S, true, func(ln net.Listener) error { return s.pop3Server.serve(ln) }},
+		{&s.POP3, false, func(ln net.Listener) error { return s.pop3Server.serve(ln) }},
+		{&s.SMTPS, true, s.smtpServer.Serve},
+		{&s.Submission, false, s.smtpServer.Serve},
+	}
+	for _, sp := range specs {
+		ln, addr, err := listen(sp.implicitTLS)
+		if err != nil {
+			return err
+		}
+		*sp.addr = addr
+		serve(func() error { return sp.serve(ln) })
+	}
+	ln, addr, err := listen(true)
+	if err != nil {
+		return err
+	}
+	s.ChangeURL = "https://" + addr + "/change"
+	serve(func() error { return s.httpServer.Serve(ln) })
+	return nil
+}
+
+// Close stops every server, closes every connection and waits for the
+// servers' goroutines.
+func (s *Sandbox) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.imapServer != nil {
+			errs = append(errs, s.imapServer.Close())
+		}
+		if s.smtpServer != nil {
+			errs = append(errs, s.smtpServer.Close())
+		}
+		if s.pop3Server != nil {
+			s.pop3Server.close()
+		}
+		if s.httpServer != nil {
+			errs = append(errs, s.httpServer.Close())
+		}
+		// A server whose Serve had not yet registered its listener when
+		// Close ran would otherwise accept forever.
+		for _, ln := range s.listeners {
+			ln.Close()
+		}
+		s.wg.Wait()
+		if s.pop3Server != nil {
+			s.pop3Server.wait()
+		}
+		for _, err := range errs {
+			if err != nil && !errors.Is(err, net.ErrClosed) {
+				s.closeErr = fmt.Errorf("sandbox: close: %w", err)
+				break
+			}
+		}
+	})
+	return s.closeErr
+}
+
+// SetPassword sets (or adds) a user's password on every server. It takes
+// effect at the next login; the user's mailboxes are kept.
+func (s *Sandbox) SetPassword(user, password string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users[user] = password
+}
+
+// Logins returns every authentication attempt seen so far, in order.
+func (s *Sandbox) Logins() []Login {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Login(nil), s.logins...)
+}
+
+// ServerTLSConfig returns a copy of the servers' TLS configuration, for test
+// servers that should present the sandbox certificate.
+func (s *Sandbox) ServerTLSConfig() *tls.Config {
+	return s.tlsConfig.Clone()
+}
+
+// WriteCA writes the CA certificate (PEM) to path, readable by everyone: it
+// is a public certificate.
+func (s *Sandbox) WriteCA(path string) error {
+	return os.WriteFile(path, s.CAPEM, 0o644)
+}
+
+// check records an attempt and reports whether username/password are right.
+func (s *Sandbox) check(protocol, username, password string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want, known := s.users[username]
+	ok := known && subtle.ConstantTimeCompare([]byte(password), []byte(want)) == 1
+	s.logins = append(s.logins, Login{Protocol: protocol, Username: username, Password: password, OK: ok})
+	return ok
+}
+
+// changePassword is the provider's password change: it succeeds only with
+// the right current password.
+func (s *Sandbox) changePassword(username, current, next string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want, known := s.users[username]
+	if !known || subtle.ConstantTimeCompare([]byte(current), []byte(want)) != 1 {
+		return false
+	}
+	s.users[username] = next
+	return true
+}

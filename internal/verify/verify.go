@@ -1,0 +1,369 @@
+// Package verify checks a mail password by logging in once to an incoming
+// (IMAP or POP3) or outgoing (SMTP) server.
+//
+// Login makes exactly one authentication attempt and never retries: a
+// rejected password is reported, not tried again, so that verifying cannot
+// lock an account. Credentials are sent only over a completed TLS handshake,
+// unless the endpoint is explicitly configured without TLS. The package
+// writes nothing to stdout or stderr, and no Result carries the password.
+package verify
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/credsync/credsync/internal/endpoint"
+)
+
+// Outcome is the stable verdict of one login attempt (PROTOCOL.md, "Side
+// result").
+type Outcome string
+
+const (
+	OK                 Outcome = "ok"
+	AuthFailed         Outcome = "auth_failed"
+	TLSError           Outcome = "tls_error"
+	NetworkError       Outcome = "network_error"
+	Temporary          Outcome = "temporary"
+	ProtocolError      Outcome = "protocol_error"
+	RefusedPlaintext   Outcome = "refused_plaintext"
+	NotPasswordAccount Outcome = "not_password_account"
+)
+
+// Result is the outcome of one login attempt.
+type Result struct {
+	Outcome Outcome
+	// Detail is the server's own text or the local error text, on one line,
+	// for diagnosis. It never contains the password.
+	Detail string
+	// Err is the underlying error, if any. Its text never contains the
+	// password either.
+	Err error
+}
+
+// Trust says which certificates to accept.
+type Trust struct {
+	Roots *x509.CertPool // nil = system roots
+}
+
+// defaultTimeout bounds Login when ctx has no deadline.
+const defaultTimeout = 60 * time.Second
+
+// errNotPasswordAccount is the Err of a NotPasswordAccount result.
+var errNotPasswordAccount = errors.New("the authentication method uses no password")
+
+// Login makes exactly one authentication attempt against ep with password.
+// Never retries.
+//
+// When ep pins a certificate (CertSHA256) that the normal verification
+// rejects, Login connects a second time trusting only that certificate; no
+// credentials are sent on the first connection, so this is still a single
+// authentication attempt.
+func Login(ctx context.Context, ep endpoint.Endpoint, password string, trust Trust) Result {
+	if !ep.AuthMethod.UsesPassword() {
+		return Result{
+			Outcome: NotPasswordAccount,
+			Detail:  fmt.Sprintf("authMethod %d does not authenticate with a password", ep.AuthMethod),
+			Err:     errNotPasswordAccount,
+		}
+	}
+	if err := ep.Validate(); err != nil {
+		return local(ProtocolError, fmt.Errorf("invalid endpoint: %w", err))
+	}
+	if strings.ContainsRune(password, 0) {
+		return local(ProtocolError, errors.New("the password contains a NUL character, which no mail protocol can carry"))
+	}
+	var run runner
+	switch ep.Protocol {
+	case endpoint.IMAP:
+		run = runIMAP
+	case endpoint.POP3:
+		if err := checkPOP3Args(ep.Username, password); err != nil {
+			return local(ProtocolError, err)
+		}
+		run = runPOP3
+	case endpoint.SMTP:
+		run = runSMTP
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultTimeout)
+		defer cancel()
+	}
+
+	cfg := baseTLSConfig(ep, trust)
+	res, a := once(ctx, ep, password, cfg, run)
+	if ep.CertSHA256 != "" && ep.Security != endpoint.Plain && res.Outcome == TLSError && a != nil && !a.credsSent {
+		var cve *tls.CertificateVerificationError
+		if errors.As(res.Err, &cve) && len(cve.UnverifiedCertificates) > 0 {
+			leaf := cve.UnverifiedCertificates[0]
+			if !pinMatches(ep.CertSHA256, leaf) {
+				res.Detail += " (and the certificate does not match the pinned SHA-256 fingerprint)"
+			} else if pinned, err := pinnedTLSConfig(cfg, leaf, ep.Host, time.Now()); err != nil {
+				res = local(TLSError, err)
+			} else {
+				res, _ = once(ctx, ep, password, pinned, run)
+			}
+		}
+	}
+	return scrubResult(res, password)
+}
+
+// Both runs Login on each non-nil endpoint in parallel and returns when both
+// are done. The Result of a nil endpoint is the zero Result.
+func Both(ctx context.Context, incoming, outgoing *endpoint.Endpoint, password string, trust Trust) (in, out Result) {
+	var wg sync.WaitGroup
+	if incoming != nil {
+		ep := *incoming
+		wg.Go(func() { in = Login(ctx, ep, password, trust) })
+	}
+	if outgoing != nil {
+		ep := *outgoing
+		wg.Go(func() { out = Login(ctx, ep, password, trust) })
+	}
+	wg.Wait()
+	return in, out
+}
+
+// runner speaks one protocol on conn (already TLS for implicit TLS) and makes
+// the single authentication attempt.
+type runner func(ctx context.Context, a *attempt, conn net.Conn) Result
+
+// attempt is the state of one connection.
+type attempt struct {
+	ep        endpoint.Endpoint
+	password  string
+	tls       *tls.Config
+	raw       *trackedConn
+	credsSent bool // set just before credentials are first written
+}
+
+// plain reports whether the account is configured without TLS.
+func (a *attempt) plain() bool { return a.ep.Security == endpoint.Plain }
+
+// fail classifies err seen at stage st. An untyped error (the libraries
+// often format the cause with %v) is joined with the connection's own I/O
+// error so that a reset or timeout is recognised as a network error.
+func (a *attempt) fail(err error, st stage) Result {
+	if ioErr := a.raw.ioErr(); ioErr != nil && !isStatus(err) && !errors.Is(err, ioErr) {
+		err = &ioFailure{err: err, io: ioErr}
+	}
+	return Result{Outcome: classify(err, st, a.plain()), Detail: detailOf(err), Err: err}
+}
+
+// once dials ep, runs the protocol and closes the connection. Cancelling ctx
+// closes the connection, which aborts any blocked read or write.
+func once(ctx context.Context, ep endpoint.Endpoint, password string, cfg *tls.Config, run runner) (Result, *attempt) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", ep.Address())
+	if err != nil {
+		if ctx.Err() != nil {
+			err = errors.Join(ctx.Err(), err)
+		}
+		return local(NetworkError, err), nil
+	}
+	raw := &trackedConn{Conn: c}
+	a := &attempt{ep: ep, password: password, tls: cfg, raw: raw}
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+
+	var res Result
+	if ep.Security == endpoint.TLS {
+		tc := tls.Client(raw, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			res = local(TLSError, err)
+		} else {
+			res = run(ctx, a, tc)
+		}
+	} else {
+		res = run(ctx, a, raw)
+	}
+	raw.Close()
+	if !stop() && res.Outcome != OK {
+		// The deadline or cancellation closed the connection: whatever the
+		// protocol code saw next is a consequence of that.
+		err := errors.Join(ctx.Err(), res.Err)
+		res = Result{Outcome: NetworkError, Detail: detailOf(err), Err: err}
+	}
+	return res, a
+}
+
+// local is a Result for an error produced on this side.
+func local(o Outcome, err error) Result {
+	return Result{Outcome: o, Detail: detailOf(err), Err: err}
+}
+
+// trackedConn remembers the first I/O error on the TCP connection and, while
+// capturing, the first bytes the server sent (its greeting, used to tell a
+// refused greeting from a failed STARTTLS) and whether STARTTLS was written.
+// It never records what the client writes.
+type trackedConn struct {
+	net.Conn
+
+	mu            sync.Mutex
+	err           error
+	capture       bool
+	read          []byte
+	wroteSTARTTLS bool
+}
+
+const maxCapture = 512
+
+func (c *trackedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.mu.Lock()
+	if c.capture && len(c.read) < maxCapture {
+		c.read = append(c.read, b[:min(n, maxCapture-len(c.read))]...)
+	}
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *trackedConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	if c.capture && len(b) >= 8 && strings.EqualFold(string(b[:8]), "STARTTLS") {
+		c.wroteSTARTTLS = true
+	}
+	c.mu.Unlock()
+	n, err := c.Conn.Write(b)
+	if err != nil {
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+func (c *trackedConn) setCapture(on bool) {
+	c.mu.Lock()
+	c.capture = on
+	c.mu.Unlock()
+}
+
+func (c *trackedConn) ioErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// firstLine is the first line the server sent while capturing, without CRLF.
+func (c *trackedConn) firstLine() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := string(c.read)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimRight(s, "\r")
+}
+
+func (c *trackedConn) sentSTARTTLS() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.wroteSTARTTLS
+}
+
+// ioFailure is a library error whose text lost the cause (%v), joined with
+// the cause seen on the connection.
+type ioFailure struct {
+	err, io error
+}
+
+func (e *ioFailure) Error() string {
+	msg, cause := e.err.Error(), e.io.Error()
+	if strings.Contains(msg, cause) {
+		return msg
+	}
+	return msg + " (" + cause + ")"
+}
+
+func (e *ioFailure) Unwrap() []error { return []error{e.err, e.io} }
+
+// redactedError replaces an error whose text contained the password.
+type redactedError struct{ msg string }
+
+func (e *redactedError) Error() string { return e.msg }
+
+const redaction = "***"
+
+// scrubResult removes the password from Detail and Err, whatever the server
+// or a library put there.
+func scrubResult(r Result, password string) Result {
+	if password == "" {
+		return r
+	}
+	r.Detail = scrub(r.Detail, password)
+	if r.Err != nil && strings.Contains(r.Err.Error(), password) {
+		r.Err = &redactedError{msg: scrub(r.Err.Error(), password)}
+	}
+	return r
+}
+
+// scrub masks password in s. Should masking itself recreate the password
+// (passwords made of asterisks), nothing of s is kept.
+func scrub(s, password string) string {
+	if !strings.Contains(s, password) {
+		return s
+	}
+	if out := strings.ReplaceAll(s, password, redaction); !strings.Contains(out, password) {
+		return out
+	}
+	return "(withheld: the text contained the password)"
+}
+
+// detailOf is err's text on one line.
+func detailOf(err error) string {
+	if err == nil {
+		return ""
+	}
+	if d, ok := statusDetail(err); ok {
+		return d
+	}
+	return oneLine(err.Error())
+}
+
+// oneLine joins the lines of s with "; " and blanks other control
+// characters, so that server text cannot forge lines in a log or a UI.
+func oneLine(s string) string {
+	var parts []string
+	for _, line := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		line = strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f {
+				return ' '
+			}
+			return r
+		}, line)
+		if line = strings.TrimSpace(line); line != "" {
+			parts = append(parts, line)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// boundedWait runs f (a best-effort goodbye such as QUIT) and waits for it at
+// most wait; the caller then closes the connection, which ends f.
+func boundedWait(ctx context.Context, wait time.Duration, f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
