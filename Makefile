@@ -11,7 +11,11 @@ FUZZTIME ?= 10s
 FUZZ_TARGETS := \
 	./internal/wire:FuzzRead \
 	./internal/protocol:FuzzServe \
-	./internal/endpoint:FuzzParse
+	./internal/endpoint:FuzzParse \
+	./internal/verify:FuzzPOP3Reply \
+	./internal/verify:FuzzClassifyIMAP \
+	./internal/verify:FuzzClassifySMTP \
+	./internal/verify:FuzzScrub
 
 .PHONY: all build xpi test test-unit test-e2e lint lint-go lint-js fuzz bench cross demo thunderbird clean
 
