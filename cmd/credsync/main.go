@@ -35,9 +35,9 @@ const usage = `credsync changes a mail password once and makes every Thunderbird
 
 Usage:
   credsync verify --incoming URL --outgoing URL [--password-stdin] [--ca-file FILE] [--timeout DURATION]
-  credsync install [--system] [--print]
+  credsync install [--system] [--print] [--binary PATH] [--extension-id ID]
   credsync uninstall [--system]
-  credsync doctor
+  credsync doctor [--extension-id ID]
   credsync version
 
 Run "credsync COMMAND -h" for a command's options. Thunderbird starts credsync
@@ -90,13 +90,8 @@ func launchedByThunderbird(args []string) bool {
 // extension the manifest allows. stdout carries frames only.
 func serveHost(ctx context.Context, manifestPath, extensionID string, stdin io.Reader, stdout, stderr io.Writer) int {
 	logger := log.New(stderr, "credsync: ", 0)
-	manifest, err := nmhost.ReadManifest(manifestPath)
-	if err != nil {
-		logger.Printf("cannot read the host manifest: %v", err)
-		return exitNotAllow
-	}
-	if !manifest.Allows(extensionID) {
-		logger.Printf("extension %q is not in the allowed_extensions of %s; refusing to serve it", extensionID, manifestPath)
+	if _, err := nmhost.CheckCaller(manifestPath, extensionID); err != nil {
+		logger.Printf("refusing to serve: %v", err)
 		return exitNotAllow
 	}
 	host := &protocol.Host{Version: version, Trust: verify.Trust{}, Log: logger}

@@ -1,0 +1,113 @@
+// Options: the password-change back-end (and optional URL) of each account.
+
+import { describeError } from "../lib/describe.js";
+import { localizeDocument, t } from "../lib/i18n.js";
+
+const $ = id => document.getElementById(id);
+
+async function command(message) {
+  const response = await messenger.runtime.sendMessage(message);
+  if (!response?.ok) {
+    throw response?.error ?? { code: "internal_error" };
+  }
+  return response.result;
+}
+
+// hello's backends are names; objects {name, description} are accepted too.
+function backendNames(hello) {
+  return (hello?.backends ?? [])
+    .map(b => (typeof b === "string" ? b : b?.name))
+    .filter(name => typeof name === "string" && name);
+}
+
+function isHttpUrl(value) {
+  try {
+    return ["http:", "https:"].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}
+
+function renderAccount(account, index, names) {
+  const form = $("account-template").content.firstElementChild.cloneNode(true);
+  localizeDocument(form);
+  const select = form.querySelector(".backend");
+  const url = form.querySelector(".url");
+  const saved = form.querySelector(".saved");
+  const local = account.backendSource === "local" ? account.backend : null;
+
+  select.id = `backend-${index}`;
+  url.id = `url-${index}`;
+  form.querySelector(".backend-label").htmlFor = select.id;
+  form.querySelector(".url-label").htmlFor = url.id;
+  form.querySelector(".name").textContent = account.name;
+  form.querySelector(".server").textContent =
+    `(${account.incoming.username} — ${account.incoming.host})`;
+
+  select.append(new Option(t("optionsNotSet"), ""));
+  const choices = new Set(names);
+  if (local) {
+    choices.add(local.name); // keep a saved choice the host no longer lists
+  }
+  for (const name of choices) {
+    select.append(new Option(name, name));
+  }
+  select.value = local?.name ?? "";
+  url.value = local?.url ?? "";
+  if (account.backendSource === "managed") {
+    form.querySelector(".managed").textContent = t("optionsManaged", account.backend.name);
+  }
+
+  form.addEventListener("submit", async event => {
+    event.preventDefault();
+    saved.className = "saved";
+    const urlValue = url.value.trim();
+    if (urlValue && !isHttpUrl(urlValue)) {
+      saved.textContent = t("optionsUrlInvalid");
+      saved.classList.add("error");
+      url.focus();
+      return;
+    }
+    try {
+      await command({ cmd: "setBackend", accountId: account.id, name: select.value, url: urlValue });
+      saved.textContent = t("optionsSaved");
+    } catch (error) {
+      saved.textContent = describeError(error);
+      saved.classList.add("error");
+    }
+  });
+  for (const el of [select, url]) {
+    el.addEventListener("input", () => (saved.textContent = ""));
+  }
+  return form;
+}
+
+async function init() {
+  localizeDocument();
+  const hostStatus = $("host-status");
+  let names = [];
+  try {
+    const hello = await command({ cmd: "hello" });
+    names = backendNames(hello);
+    hostStatus.textContent = t("optionsHostVersion", hello.version ?? "?");
+  } catch (error) {
+    hostStatus.textContent = describeError(error);
+    hostStatus.className = "error";
+  }
+  let accounts = [];
+  try {
+    accounts = (await command({ cmd: "accounts" })).accounts.filter(a => a.passwordBased);
+  } catch (error) {
+    hostStatus.textContent = describeError(error);
+    hostStatus.className = "error";
+  }
+  const container = $("accounts");
+  if (!accounts.length) {
+    const p = document.createElement("p");
+    p.textContent = t("optionsNoAccounts");
+    container.append(p);
+  }
+  accounts.forEach((account, index) => container.append(renderAccount(account, index, names)));
+}
+
+init();
