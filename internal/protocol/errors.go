@@ -57,7 +57,7 @@ func errorReply(id *string, err error) errorReplyMsg {
 		reply.Code, reply.Message, reply.Rule = fe.Code, fe.Message, fe.Rule
 		reply.Incoming, reply.Outgoing = side(fe.Incoming), side(fe.Outgoing)
 		switch fe.Code {
-		case flow.VerificationFailed, flow.StoreFailed, flow.StoreCancelled, flow.StoreUnconfirmed:
+		case flow.VerificationFailed, flow.StoreFailed, flow.StoreCancelled, flow.StoreUnconfirmed, flow.UnknownAccount:
 			reply.Changed = &fe.Changed
 		}
 	default:
