@@ -1,0 +1,13 @@
+// Package e2e is credsync's end-to-end suite against a real, headless
+// Thunderbird (153 ESR and 140 ESR). Its tests carry the e2e build tag:
+//
+//	go test -tags e2e ./internal/e2e/
+//
+// CREDSYNC_TB140 names the unpacked Thunderbird 140 (scripts/thunderbird
+// prints it); without it the default cache directory is tried and the 140
+// tests are skipped if it is absent. CREDSYNC_BIN may name a prebuilt
+// credsync binary (otherwise the suite builds ./cmd/credsync),
+// CREDSYNC_EXTENSION the add-on to install (a directory or an .xpi; default
+// extension/), and CREDSYNC_E2E_ARTIFACTS a directory that keeps each
+// Thunderbird's profile and log.
+package e2e

@@ -1,0 +1,162 @@
+package tbharness
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// ExtensionID is the credsync MailExtension's ID.
+const ExtensionID = "credsync@credsync.org"
+
+// Popup drives the credsync extension's own change form
+// (extension/popup/popup.html) loaded in a Thunderbird tab: the same page
+// and code path as the toolbar popup.
+type Popup struct {
+	*Page
+}
+
+// OpenPopup opens moz-extension://<uuid>/popup/popup.html of the add-on
+// with the given ID and waits until it has listed the accounts.
+func (tb *TB) OpenPopup(ctx context.Context, addonID string) (*Popup, error) {
+	u, err := tb.ExtensionURL(ctx, addonID, "popup/popup.html")
+	if err != nil {
+		return nil, err
+	}
+	page, err := tb.OpenPage(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	p := &Popup{page}
+	if err := p.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// waitReady waits until the page has filled its account list.
+func (p *Popup) waitReady(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return p.WaitFor(wctx, `
+const select = document.getElementById("account");
+return document.readyState == "complete" && select && select.options.length > 0;`, nil, 100*time.Millisecond, nil)
+}
+
+// Reload reloads the page (it reads the accounts and back-ends at load).
+func (p *Popup) Reload(ctx context.Context) error {
+	if err := p.Eval(ctx, `
+document.getElementById("account").replaceChildren();
+location.reload();`, nil, nil); err != nil {
+		return err
+	}
+	return p.waitReady(ctx)
+}
+
+// Command sends a runtime message {cmd, ...} to the background page from
+// the page, as the popup and options page do, and returns its result; an
+// {ok:false} answer is an error.
+func (p *Popup) Command(ctx context.Context, msg map[string]any, out any) error {
+	var r struct {
+		OK     bool           `json:"ok"`
+		Result any            `json:"result"`
+		Error  map[string]any `json:"error"`
+	}
+	if err := p.Eval(ctx, `return await messenger.runtime.sendMessage(arguments[0]);`, []any{msg}, &r); err != nil {
+		return err
+	}
+	if !r.OK {
+		return fmt.Errorf("tbharness: extension answered %v to %v", r.Error, msg["cmd"])
+	}
+	if out != nil {
+		return remarshal(r.Result, out)
+	}
+	return nil
+}
+
+// SetBackend chooses the account's back-end through the extension's own
+// setBackend message, then reloads the page so it shows it.
+func (p *Popup) SetBackend(ctx context.Context, accountID, name, url string) error {
+	if err := p.Command(ctx, map[string]any{"cmd": "setBackend", "accountId": accountID, "name": name, "url": url}, nil); err != nil {
+		return err
+	}
+	return p.Reload(ctx)
+}
+
+// PopupAccount is one entry of the extension's account list.
+type PopupAccount struct {
+	ID            string `json:"id"`
+	Name          string `json:"name"`
+	PasswordBased bool   `json:"passwordBased"`
+	BackendSource string `json:"backendSource"`
+	Backend       *struct {
+		Name string `json:"name"`
+		URL  string `json:"url"`
+	} `json:"backend"`
+}
+
+// Accounts returns the extension's account list.
+func (p *Popup) Accounts(ctx context.Context) ([]PopupAccount, error) {
+	var r struct {
+		Accounts []PopupAccount `json:"accounts"`
+	}
+	err := p.Command(ctx, map[string]any{"cmd": "accounts"}, &r)
+	return r.Accounts, err
+}
+
+// Outcome is what the popup shows once a change has finished.
+type Outcome struct {
+	// Kind is the status line's class: "success" or "error".
+	Kind string `json:"kind"`
+	// Text is the status line.
+	Text string `json:"text"`
+	// Steps maps each progress step to its final state (pending, running, ok, failed).
+	Steps map[string]string `json:"steps"`
+	// FieldErrors are the per-field messages (current, new, repeat).
+	FieldErrors map[string]string `json:"fieldErrors"`
+}
+
+// Change selects the account, types the passwords into the form like a
+// user (value + input events), clicks the Change button and waits (up to
+// timeout) for the page's final message.
+func (p *Popup) Change(ctx context.Context, accountID, current, newPassword string, timeout time.Duration) (Outcome, error) {
+	var o Outcome
+	err := p.Eval(ctx, `
+const [accountId, current, next] = arguments;
+const $ = id => document.getElementById(id);
+const select = $("account");
+if (![...select.options].some(o => o.value == accountId)) {
+  throw new Error("account " + accountId + " is not in the popup's list: " + [...select.options].map(o => o.value).join(","));
+}
+select.value = accountId;
+select.dispatchEvent(new Event("change", { bubbles: true }));
+for (const [id, value] of [["current", current], ["new", next], ["repeat", next]]) {
+  const input = $(id);
+  input.focus();
+  input.value = value;
+  input.dispatchEvent(new Event("input", { bubbles: true }));
+}
+const status = $("status");
+status.textContent = "";
+status.className = "";
+$("change").click();`, []any{accountID, current, newPassword}, nil)
+	if err != nil {
+		return o, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err = p.WaitFor(wctx, `
+const $ = id => document.getElementById(id);
+const status = $("status");
+if (!["success", "error"].includes(status.className)) return null;
+if ($("change-form").getAttribute("aria-busy") == "true") return null;
+const steps = {};
+for (const li of document.querySelectorAll("#steps li")) steps[li.dataset.step] = li.className;
+const fieldErrors = {};
+for (const id of ["current", "new", "repeat"]) {
+  const t = $(id + "-error").textContent;
+  if (t) fieldErrors[id] = t;
+}
+return { kind: status.className, text: status.textContent, steps, fieldErrors };`, nil, 100*time.Millisecond, &o)
+	return o, err
+}
