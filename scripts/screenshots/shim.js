@@ -1,0 +1,235 @@
+// A stand-in for the WebExtension APIs the popup page calls, so that
+// scripts/screenshots/run can render the real popup (extension/popup/) in a
+// plain headless Chromium. serve.go loads it before the popup's scripts.
+//
+// The popup calls exactly (grep messenger. extension/popup extension/lib/{i18n,describe}.js):
+//   messenger.i18n.getMessage(key, substitutions)   the locale's real messages.json
+//   messenger.i18n.getUILanguage()
+//   messenger.runtime.sendMessage({cmd: "accounts"}) fake accounts below
+//   messenger.runtime.sendMessage({cmd: "status"})   no earlier change
+//   messenger.accounts.getDefault()
+//   messenger.runtime.connect({name: "credsync"})    a change: progress events
+//   messenger.runtime.openOptionsPage()              (only on click)
+//
+// Query parameters of popup.html:
+//   lang=en|it          the locale (default en)
+//   state=progress      form filled in and submitted, change half-way (default)
+//   state=form          form filled in, not submitted
+//   state=done          the change finished successfully
+//
+// When the page has reached the state, <html> gets data-shim-ready="WxH"
+// (the popup's size in CSS pixels at its preferred width, which body's
+// min-width and max-width bound, as Thunderbird sizes its panel) and, if the popup asked for a message the locale lacks,
+// data-shim-missing="key,...". run reads both from --dump-dom.
+
+(() => {
+  "use strict";
+
+  const params = new URLSearchParams(location.search);
+  const lang = params.get("lang") || "en";
+  const state = params.get("state") || "progress";
+
+  // ---- i18n ----------------------------------------------------------------
+
+  // Synchronous, like the real getMessage: a sync XHR before any popup code.
+  function loadMessages(locale) {
+    const xhr = new XMLHttpRequest();
+    xhr.open("GET", `/_locales/${locale}/messages.json`, false);
+    xhr.send();
+    if (xhr.status !== 200) {
+      throw new Error(`credsync-shim: no messages.json for locale ${locale}`);
+    }
+    const messages = new Map();
+    for (const [key, value] of Object.entries(JSON.parse(xhr.responseText))) {
+      messages.set(key.toLowerCase(), value); // keys are case-insensitive
+    }
+    return messages;
+  }
+
+  const messages = loadMessages(lang);
+  const fallback = lang === "en" ? messages : loadMessages("en"); // default_locale
+  const missing = new Set();
+
+  // As WebExtensions do: $1..$9 are the substitutions, $$ is a dollar sign,
+  // $name$ is a named placeholder whose content may itself use $1..$9.
+  function getMessage(key, substitutions = []) {
+    const subs = (Array.isArray(substitutions) ? substitutions : [substitutions]).map(String);
+    const entry = messages.get(String(key).toLowerCase());
+    if (!entry) {
+      missing.add(key);
+    }
+    const found = entry ?? fallback.get(String(key).toLowerCase());
+    if (!found) {
+      return "";
+    }
+    const positional = text => text.replace(/\$(\$|[1-9])/g, (_, d) => (d === "$" ? "$" : subs[d - 1] ?? ""));
+    const placeholders = Object.fromEntries(
+      Object.entries(found.placeholders ?? {}).map(([name, p]) => [name.toLowerCase(), p.content ?? ""])
+    );
+    const named = found.message.replace(/\$([A-Za-z0-9_@]+)\$/g, (whole, name) =>
+      name.toLowerCase() in placeholders ? positional(placeholders[name.toLowerCase()]) : whole
+    );
+    return positional(named);
+  }
+
+  // ---- fake Thunderbird ----------------------------------------------------
+
+  // authMethod: 3 = cleartext password, 10 = OAuth2; socketType 3 = TLS.
+  const endpoint = (protocol, host, port, username, authMethod = 3) => ({
+    protocol, host, port, socketType: 3, authMethod, username,
+  });
+  const ACCOUNTS = [
+    {
+      id: "account1",
+      name: "mario.rossi@pec.it",
+      incoming: endpoint("imap", "imaps.pec.aruba.it", 993, "mario.rossi@pec.it"),
+      outgoing: endpoint("smtp", "smtps.pec.aruba.it", 465, "mario.rossi@pec.it"),
+      passwordBased: true,
+      hasIncomingPassword: true,
+      hasOutgoingPassword: true,
+      backend: null,
+      backendSource: null,
+    },
+    {
+      id: "account2",
+      name: "m.rossi@aclibresciane.it",
+      incoming: endpoint("imap", "imap.aclibresciane.it", 993, "m.rossi@aclibresciane.it"),
+      outgoing: endpoint("smtp", "smtp.aclibresciane.it", 465, "m.rossi@aclibresciane.it"),
+      passwordBased: true,
+      hasIncomingPassword: true,
+      hasOutgoingPassword: true,
+      // The only back-end the host has today (internal/provider/registry.go).
+      backend: { name: "sandbox" },
+      backendSource: "local",
+    },
+    {
+      id: "account3",
+      name: "mario.rossi@gmail.com",
+      incoming: endpoint("imap", "imap.gmail.com", 993, "mario.rossi@gmail.com", 10),
+      outgoing: endpoint("smtp", "smtp.gmail.com", 465, "mario.rossi@gmail.com", 10),
+      passwordBased: false,
+      hasIncomingPassword: false,
+      hasOutgoingPassword: false,
+      backend: null,
+      backendSource: null,
+    },
+  ];
+  const DEFAULT_ACCOUNT = "account2";
+  const PASSWORDS = { current: "Brescia-2024!", new: "Lago-d'Iseo-2025", repeat: "Lago-d'Iseo-2025" };
+
+  // Progress of the change up to the state shown, then (state=done) the result.
+  const PROGRESS = [
+    ["policy", "running"], ["policy", "ok"],
+    ["changing", "running"], ["changing", "ok"],
+    ["checking_incoming", "running"], ["checking_incoming", "ok"],
+    ["checking_outgoing", "running"],
+  ];
+  const FINISH = [["checking_outgoing", "ok"], ["saving", "running"], ["saving", "ok"]];
+
+  const answers = {
+    accounts: () => ({ accounts: structuredClone(ACCOUNTS) }),
+    status: () => {
+      setTimeout(afterInit, 0);
+      return { flows: [] };
+    },
+  };
+
+  function event() {
+    const listeners = [];
+    return {
+      listeners,
+      addListener: l => listeners.push(l),
+      removeListener: l => listeners.splice(listeners.indexOf(l) >>> 0, 1),
+      hasListener: l => listeners.includes(l),
+    };
+  }
+
+  function connect({ name } = {}) {
+    const onMessage = event();
+    const onDisconnect = event();
+    let open = true;
+    const send = (msg, delay) =>
+      setTimeout(() => open && onMessage.listeners.forEach(l => l(structuredClone(msg))), delay);
+    return {
+      name,
+      onMessage,
+      onDisconnect,
+      disconnect() {
+        open = false;
+      },
+      postMessage(message) {
+        if (message?.cmd !== "change") {
+          console.warn(`credsync-shim: port message ${message?.cmd} not handled`);
+          return;
+        }
+        const events = state === "done" ? [...PROGRESS, ...FINISH] : PROGRESS;
+        events.forEach(([step, s], i) => send({ type: "progress", step, state: s }, 50 * (i + 1)));
+        const last = 50 * (events.length + 1);
+        if (state === "done") {
+          send({ type: "result", ok: true, result: { incoming: "modified", outgoing: "modified" } }, last);
+        }
+        setTimeout(ready, last + 50);
+      },
+    };
+  }
+
+  // The popup has loaded the accounts and looked for earlier changes.
+  function afterInit() {
+    for (const [id, value] of Object.entries(PASSWORDS)) {
+      const input = document.getElementById(id);
+      input.value = value;
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+    document.activeElement?.blur();
+    if (state === "form") {
+      setTimeout(ready, 50);
+    } else {
+      document.getElementById("change").click();
+    }
+  }
+
+  function ready() {
+    document.activeElement?.blur();
+    const root = document.documentElement;
+    const fontSize = parseFloat(getComputedStyle(document.body).fontSize);
+    // Thunderbird sizes the panel to the page's preferred width, which the
+    // body's min-width and max-width (22em, 32em) bound.
+    const body = document.body;
+    body.style.width = "max-content";
+    const preferred = body.getBoundingClientRect().width;
+    body.style.width = "";
+    const width = Math.ceil(Math.max(22 * fontSize, Math.min(preferred, 32 * fontSize)));
+    body.style.width = `${width}px`;
+    const height = Math.ceil(body.getBoundingClientRect().height);
+    body.style.width = "";
+    root.dataset.shimReady = `${width}x${height}`;
+    if (missing.size) {
+      root.dataset.shimMissing = [...missing].join(",");
+    }
+  }
+
+  const api = {
+    i18n: {
+      getMessage,
+      getUILanguage: () => lang,
+      getAcceptLanguages: async () => [lang],
+    },
+    runtime: {
+      async sendMessage(message) {
+        const answer = answers[message?.cmd];
+        if (!answer) {
+          console.warn(`credsync-shim: command ${message?.cmd} not handled`);
+          return undefined; // no listener answered
+        }
+        return { ok: true, result: answer(message) };
+      },
+      connect,
+      openOptionsPage: async () => {},
+    },
+    accounts: {
+      getDefault: async () => ({ id: DEFAULT_ACCOUNT, name: "m.rossi@aclibresciane.it", type: "imap" }),
+    },
+  };
+  globalThis.messenger = api;
+  globalThis.browser = api;
+})();
