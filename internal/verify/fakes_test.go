@@ -1,11 +1,14 @@
 package verify_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -402,5 +405,50 @@ func TestLoginPasswordNeverInDetail(t *testing.T) {
 				t.Fatalf("Detail = %q, want the server's text with the password masked", res.Detail)
 			}
 		})
+	}
+}
+
+// A POP3 server whose CAPA lacks USER without TLS (Dovecot with plaintext
+// authentication disabled) must not even see USER: Dovecot logs it as a
+// failed login, which counts towards a lockout.
+func TestLoginPOP3PlainWithoutUSERCapability(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	seen := make(chan []string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		io.WriteString(c, "+OK ready\r\n")
+		var cmds []string
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				seen <- cmds
+				return
+			}
+			verb, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+			cmds = append(cmds, verb)
+			switch verb {
+			case "CAPA":
+				io.WriteString(c, "+OK\r\nSTLS\r\nUIDL\r\n.\r\n")
+			case "QUIT":
+				io.WriteString(c, "+OK bye\r\n")
+			default:
+				io.WriteString(c, "-ERR [AUTH] Plaintext authentication disallowed\r\n")
+			}
+		}
+	}()
+	ep := mkEndpoint(t, endpoint.POP3, ln.Addr().String(), endpoint.Plain, "alice")
+	res := verify.Login(testCtx(t, 5*time.Second), ep, "pw", verify.Trust{})
+	wantOutcome(t, res, verify.RefusedPlaintext)
+	if cmds := <-seen; slices.Contains(cmds, "USER") || slices.Contains(cmds, "PASS") {
+		t.Fatalf("the server saw %v", cmds)
 	}
 }

@@ -192,6 +192,11 @@ func runPOP3(ctx context.Context, a *attempt, conn net.Conn) Result {
 		p = newPOP3Conn(tc)
 	}
 
+	if a.plain() && haveCaps && !caps["USER"] {
+		// RFC 2449: without USER in CAPA the server refuses USER/PASS here
+		// (Dovecot without TLS); sending USER anyway counts as a failed login.
+		return local(RefusedPlaintext, errors.New("pop3: the server does not accept USER/PASS without TLS; nothing was sent"))
+	}
 	if _, err := p.cmd("USER", a.ep.Username); err != nil {
 		return a.fail(err, stageAuth)
 	}
