@@ -15,7 +15,14 @@ FUZZ_TARGETS := \
 	./internal/verify:FuzzPOP3Reply \
 	./internal/verify:FuzzClassifyIMAP \
 	./internal/verify:FuzzClassifySMTP \
-	./internal/verify:FuzzScrub
+	./internal/verify:FuzzScrub \
+	./internal/provider:FuzzArubaPage \
+	./internal/provider:FuzzZimbraFault \
+	./internal/provider:FuzzCpanelJSON \
+	./internal/provider:FuzzDirectAdminReply \
+	./internal/provider:FuzzPoppassdReply
+
+include scripts/integration.mk
 
 .PHONY: all build xpi test test-unit test-e2e lint lint-go lint-js fuzz bench cross demo thunderbird clean
 
@@ -28,7 +35,7 @@ xpi:
 	$(GO) run ./scripts/xpi -o $(BIN)/credsync.xpi extension
 
 # The README's test command, and all that .ci/run calls.
-test: lint test-unit cross test-e2e
+test: lint test-unit cross test-integration test-e2e
 
 test-unit:
 	$(GO) test -race -count=1 ./...
@@ -74,3 +81,10 @@ demo: build xpi thunderbird
 
 clean:
 	rm -rf $(BIN)
+
+# Release artefacts in dist/: the .xpi, static binaries for Linux, macOS and
+# Windows, .deb packages (amd64, arm64) and SHA256SUMS. scripts/dist/check
+# installs the .deb, runs "credsync doctor" as an ordinary user and removes it.
+.PHONY: dist
+dist:
+	GO="$(GO)" DESCRIBE="$(VERSION)" scripts/dist/build

@@ -3,9 +3,13 @@ module github.com/credsync/credsync
 go 1.26.0
 
 require (
+	github.com/Microsoft/go-winio v0.6.4
+	github.com/ccojocar/zxcvbn-go v1.0.4
 	github.com/emersion/go-imap/v2 v2.0.0-beta.8
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
 	github.com/emersion/go-smtp v0.25.1
+	github.com/go-asn1-ber/asn1-ber v1.5.8
+	github.com/go-ldap/ldap/v3 v3.4.15
 	github.com/tidwall/gjson v1.20.0
 	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.49.0
@@ -14,10 +18,7 @@ require (
 
 require (
 	github.com/Azure/go-ntlmssp v0.1.1 // indirect
-	github.com/ccojocar/zxcvbn-go v1.0.4 // indirect
 	github.com/emersion/go-message v0.18.2 // indirect
-	github.com/go-asn1-ber/asn1-ber v1.5.8 // indirect
-	github.com/go-ldap/ldap/v3 v3.4.15 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/tidwall/match v1.1.1 // indirect
 	github.com/tidwall/pretty v1.2.0 // indirect

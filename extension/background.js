@@ -1,5 +1,6 @@
-// Background page: only listeners. The logic lives in lib/core.js; the
-// native port opens on the first request and then stays open.
+// Background page: only listeners. The logic lives in lib/core.js. The
+// native port opens at startup and stays open (the host then listens on its
+// local socket for `credsync sync`), reopened with backoff if the host exits.
 //
 // Commands from the popup and the options page, as runtime messages
 // {cmd, ...} answered with {ok: true, result} or {ok: false, error: {code,
@@ -8,17 +9,47 @@
 //   accounts                       {accounts: [...]} (see core.accounts)
 //   setBackend {accountId, name, url}
 //   change {accountId, current, new}   final answer only
-//   status                         {flows: [...]}: running changes, and
-//                                  finished ones not yet shown (then marked shown)
-// A port from runtime.connect({name: "credsync"}) accepts {cmd: "change", ...}
-// or {cmd: "watch", accountId} and receives {type: "progress", step, state}
-// events, then {type: "result", ok, result | error}.
+//   sync {accountId, password}         "I already changed it"; final answer only
+//   status                         {flows: [...]}: running changes and syncs,
+//                                  and finished ones not yet shown (then marked shown)
+//   settings                       {autoPropagate, managed}
+//   setSettings {autoPropagate}    the new settings
+//   propagations                   {propagations: [...]}: the last automatic
+//                                  propagations (no password), newest last
+// A port from runtime.connect({name: "credsync"}) accepts {cmd: "change", ...},
+// {cmd: "sync", ...} or {cmd: "watch", accountId} and receives {type:
+// "progress", step, state} events ({type: "progress", step: "sibling",
+// accountId, state} for an account sharing the login), then {type:
+// "result", ok, result | error}.
+//
+// When Thunderbird saves a new password for one side of an account (its
+// password prompt after "remember"), credsync.onLoginSaved wakes this page;
+// the password is verified and stored for the other side and for the
+// accounts sharing the login (core.propagateSaved), and a notification says
+// what was updated.
 
-import { accounts, changePassword, CredsyncError, hello, setBackend } from "./lib/core.js";
+import { describePropagation } from "./lib/describe.js";
+import {
+  accounts,
+  changePassword,
+  connectHost,
+  CredsyncError,
+  errorJSON,
+  hello,
+  propagateSaved,
+  setBackend,
+  setSettings,
+  settings,
+  syncPassword,
+} from "./lib/core.js";
 
-export { changePassword };
+export { changePassword, syncPassword };
 
-const flows = new Map(); // accountId -> running or unshown change
+const KEEP_PROPAGATIONS = 10;
+
+const flows = new Map(); // accountId -> running or unshown change or sync
+const propagations = []; // the last reports of propagateSaved
+let propagating = Promise.resolve(); // one propagation at a time
 
 async function respond(work) {
   try {
@@ -34,28 +65,36 @@ function asError(e) {
   }
   // Experiment errors carry "code: message".
   const [, code, message] = /^([a-z_]+): (.*)$/s.exec(e?.message ?? "") ?? [];
-  return code
-    ? { code, message }
-    : { code: "internal_error", message: "the extension failed unexpectedly" };
+  return code ? { code, message } : errorJSON(e);
 }
 
-function startChange({ accountId, current, new: newPassword }) {
+// Starts a change or a sync ("kind") unless one runs for the account.
+function startFlow(kind, message) {
+  const { accountId } = message;
   if (flows.get(accountId)?.done === false) {
     const response = {
       ok: false,
       error: { code: "busy", message: "a change for this account is already running" },
     };
-    return { steps: {}, done: true, response, watchers: new Set(), promise: Promise.resolve(response) };
+    return { steps: {}, siblings: {}, done: true, response, watchers: new Set(), promise: Promise.resolve(response) };
   }
-  const flow = { accountId, steps: {}, done: false, response: null, shown: false, watchers: new Set() };
+  const flow = { accountId, kind, steps: {}, siblings: {}, done: false, response: null, shown: false, watchers: new Set() };
   flows.set(accountId, flow);
   const emit = event => flow.watchers.forEach(watcher => watcher(event));
-  flow.promise = respond(() =>
-    changePassword(accountId, current, newPassword, ({ step, state }) => {
+  const onProgress = ({ step, state, accountId: sibling }) => {
+    if (step === "sibling") {
+      flow.siblings[sibling] = state;
+      emit({ type: "progress", step, accountId: sibling, state });
+    } else {
       flow.steps[step] = state;
       emit({ type: "progress", step, state });
-    })
-  ).then(response => {
+    }
+  };
+  const work =
+    kind === "sync"
+      ? () => syncPassword(accountId, message.password, onProgress)
+      : () => changePassword(accountId, message.current, message.new, onProgress);
+  flow.promise = respond(work).then(response => {
     flow.done = true;
     flow.response = response;
     emit({ type: "result", ...response });
@@ -70,7 +109,14 @@ function status() {
     if (flow.done && flow.shown) {
       continue;
     }
-    list.push({ accountId: flow.accountId, steps: flow.steps, done: flow.done, response: flow.response });
+    list.push({
+      accountId: flow.accountId,
+      kind: flow.kind,
+      steps: flow.steps,
+      siblings: flow.siblings,
+      done: flow.done,
+      response: flow.response,
+    });
     flow.shown ||= flow.done;
   }
   return { flows: list };
@@ -94,6 +140,9 @@ function watch(port, flow) {
   for (const [step, state] of Object.entries(flow.steps)) {
     watcher({ type: "progress", step, state });
   }
+  for (const [accountId, state] of Object.entries(flow.siblings)) {
+    watcher({ type: "progress", step: "sibling", accountId, state });
+  }
   if (flow.done) {
     watcher({ type: "result", ...flow.response });
     return;
@@ -101,6 +150,40 @@ function watch(port, flow) {
   flow.watchers.add(watcher);
   port.onDisconnect.addListener(() => flow.watchers.delete(watcher));
 }
+
+// ---- automatic propagation ------------------------------------------------
+
+async function propagate(change) {
+  let report;
+  try {
+    report = await propagateSaved(change);
+  } catch (e) {
+    report = { enabled: true, side: change.side, results: [], error: asError(e) };
+    console.warn(`credsync: automatic update failed (${report.error.code})`);
+  }
+  const notification = describePropagation(report);
+  if (notification) {
+    try {
+      await messenger.notifications.create(`credsync-propagation-${Date.now()}`, {
+        type: "basic",
+        title: notification.title,
+        message: notification.message,
+        iconUrl: "icons/credsync.svg",
+      });
+    } catch {
+      console.warn("credsync: could not show the notification");
+    }
+  }
+  propagations.push({ at: Date.now(), accountIds: change.accountIds, ...report, notification });
+  propagations.splice(0, propagations.length - KEEP_PROPAGATIONS);
+}
+
+messenger.credsync.onLoginSaved.addListener(change => {
+  propagating = propagating.then(() => propagate(change));
+  return propagating;
+});
+
+// ---- commands ------------------------------------------------------------
 
 messenger.runtime.onMessage.addListener(message => {
   switch (message?.cmd) {
@@ -110,8 +193,9 @@ messenger.runtime.onMessage.addListener(message => {
       return respond(async () => ({ accounts: await accounts() }));
     case "setBackend":
       return respond(() => setBackend(message.accountId, message.name, message.url));
-    case "change": {
-      const flow = startChange(message);
+    case "change":
+    case "sync": {
+      const flow = startFlow(message.cmd, message);
       return flow.promise.then(response => {
         flow.shown = true;
         return response;
@@ -119,6 +203,12 @@ messenger.runtime.onMessage.addListener(message => {
     }
     case "status":
       return respond(async () => status());
+    case "settings":
+      return respond(settings);
+    case "setSettings":
+      return respond(() => setSettings({ autoPropagate: message.autoPropagate }));
+    case "propagations":
+      return respond(async () => ({ propagations }));
   }
   return false;
 });
@@ -128,10 +218,15 @@ messenger.runtime.onConnect.addListener(port => {
     return;
   }
   port.onMessage.addListener(message => {
-    if (message?.cmd === "change") {
-      watch(port, startChange(message));
+    if (message?.cmd === "change" || message?.cmd === "sync") {
+      watch(port, startFlow(message.cmd, message));
     } else if (message?.cmd === "watch") {
       watch(port, flows.get(message.accountId));
     }
   });
 });
+
+// Starts this page with Thunderbird, so that the port opens at startup.
+messenger.runtime.onStartup.addListener(() => {});
+
+connectHost();

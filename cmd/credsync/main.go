@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/credsync/credsync/internal/audit"
+	"github.com/credsync/credsync/internal/localsock"
 	"github.com/credsync/credsync/internal/nmhost"
 	"github.com/credsync/credsync/internal/protocol"
 	"github.com/credsync/credsync/internal/verify"
@@ -35,6 +37,11 @@ const usage = `credsync changes a mail password once and makes every Thunderbird
 
 Usage:
   credsync verify --incoming URL --outgoing URL [--password-stdin] [--ca-file FILE] [--timeout DURATION]
+  credsync change --incoming URL --outgoing URL --backend NAME [--backend-url URL] [--password-stdin]
+                  [--ca-file FILE] [--timeout DURATION] [--min-strength N] [--breach-check [--breach-url URL]]
+  credsync backends [--json]
+  credsync sync --account USER@HOST [--password-stdin]
+  credsync log [-n N]
   credsync install [--system] [--print] [--binary PATH] [--extension-id ID]
   credsync uninstall [--system]
   credsync doctor [--extension-id ID]
@@ -63,6 +70,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] {
 	case "verify":
 		return runVerify(ctx, args[1:], stdin, stdout, stderr, secret)
+	case "change":
+		return runChange(ctx, args[1:], stdin, stdout, stderr, secret)
+	case "backends":
+		return runBackends(args[1:], stdout, stderr)
+	case "sync":
+		return runSync(ctx, args[1:], stdin, stdout, stderr, secret)
+	case "log":
+		return runLog(args[1:], stdout, stderr)
 	case "install":
 		return runInstall(args[1:], stdout, stderr)
 	case "uninstall":
@@ -94,8 +109,14 @@ func serveHost(ctx context.Context, manifestPath, extensionID string, stdin io.R
 		logger.Printf("refusing to serve: %v", err)
 		return exitNotAllow
 	}
-	host := &protocol.Host{Version: version, Trust: verify.Trust{}, Log: logger}
-	if err := host.Serve(ctx, stdin, stdout); err != nil {
+	host := &protocol.Host{Version: version, Trust: verify.Trust{}, Log: logger,
+		Listen: localsock.Listen, Audit: (&audit.Log{}).Write}
+	// Thunderbird closes stdin to stop the host, then signals it; on a
+	// signal, closing stdin ends the read loop the same way.
+	if c, ok := stdin.(io.Closer); ok {
+		defer context.AfterFunc(ctx, func() { c.Close() })()
+	}
+	if err := host.Serve(ctx, stdin, stdout); err != nil && ctx.Err() == nil {
 		logger.Print(err)
 		return exitFailed
 	}

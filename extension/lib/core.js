@@ -1,6 +1,7 @@
 // What the add-on does, without any listener: the background page wires
-// these functions to runtime messages. Importing this module has no side
-// effect; the native port opens on the first request.
+// these functions to runtime messages and events. Importing this module has
+// no side effect; the native port opens with connectHost() (the background
+// page calls it at startup) or on the first request.
 
 import { CredsyncError, NativeHost } from "./host.js";
 
@@ -8,6 +9,7 @@ export { CredsyncError };
 
 export const HOST_NAME = "credsync";
 export const STEPS = ["policy", "changing", "checking_incoming", "checking_outgoing", "saving"];
+export const SIDES = ["incoming", "outgoing"];
 const HELLO_TIMEOUT_MS = 15000;
 const AUTH_NONE = 1;
 
@@ -19,10 +21,24 @@ export function hello() {
 }
 
 /**
+ * Opens the native port now and keeps it open (reconnecting with backoff
+ * when the host exits), so that the host listens on its local socket for
+ * `credsync sync` (PROTOCOL.md). A hello on each connection notices a host
+ * that cannot start.
+ */
+export function connectHost() {
+  host.keepOpen({
+    onOpen: () =>
+      hello().catch(e => console.warn(`credsync: the native host did not answer hello (${e.code ?? "error"})`)),
+  });
+}
+
+/**
  * The IMAP/POP3 accounts (Experiment listAccounts) with the back-end each
  * one uses: `backend` is {name, url} or null, `backendSource` "local"
  * (chosen in the options), "managed" (administrator default for the mail
- * domain) or null.
+ * domain) or null; and `siblings`, the ids of the other password accounts
+ * sharing its login (see sharesLogin), which a change or sync updates too.
  */
 export async function accounts() {
   const [list, local, managed] = await Promise.all([
@@ -34,8 +50,56 @@ export async function accounts() {
     list.map(async account => ({
       ...account,
       ...(await backendOf(account, local, managed)),
+      siblings: list.filter(other => sharesLogin(account, other)).map(other => other.id),
     }))
   );
+}
+
+/** The account's outgoing endpoint if it signs in with a password, else null. */
+function passwordOutgoing(account) {
+  return account.outgoing && account.outgoing.authMethod !== AUTH_NONE ? account.outgoing : null;
+}
+
+/**
+ * Whether two password accounts share one login: the same user name on the
+ * same incoming host and, when both send with a password, the same user
+ * name on the same outgoing host.
+ */
+export function sharesLogin(a, b) {
+  if (a.id === b.id || !a.passwordBased || !b.passwordBased) {
+    return false;
+  }
+  const same = (x, y) => x.username === y.username && x.host.toLowerCase() === y.host.toLowerCase();
+  if (!same(a.incoming, b.incoming)) {
+    return false;
+  }
+  const [ao, bo] = [passwordOutgoing(a), passwordOutgoing(b)];
+  return !ao || !bo || same(ao, bo);
+}
+
+// PROTOCOL.md's Account.
+function hostAccount(account) {
+  return { id: account.id, incoming: account.incoming, outgoing: passwordOutgoing(account) };
+}
+
+function passwordAccount(list, accountId) {
+  const account = list.find(a => a.id === accountId);
+  if (!account) {
+    throw new CredsyncError("unknown_account", `no IMAP or POP3 account "${accountId}"`);
+  }
+  if (!account.passwordBased) {
+    throw new CredsyncError("not_password_account", "the account signs in without a password", {
+      field: "account",
+    });
+  }
+  return account;
+}
+
+/** A thrown value as {code, message, ...}, never carrying a password. */
+export function errorJSON(e) {
+  return e instanceof CredsyncError
+    ? e.toJSON()
+    : { code: "internal_error", message: "the extension failed unexpectedly" };
 }
 
 /** Saves the back-end of one account; an empty name removes the choice. */
@@ -62,47 +126,187 @@ export async function setBackend(accountId, name, url) {
 /**
  * Changes the password of one account: the host changes it at the
  * provider, verifies it on both servers and asks us to store it (see
- * answerHost). The only code path for a change, used by the popup and by
- * tests.
+ * answerHost); then each account sharing the login (`siblings`) is synced
+ * with the new password, each stored only once its own servers accept it.
+ * The only code path for a change, used by the popup and by tests.
  *
  * @param {string} accountId MailAccount.id
  * @param {string} current the current password
  * @param {string} newPassword the new password
- * @param {Function} [onProgress] called with {step, state}
- * @returns {Promise<object>} the host's change result
- * @throws {CredsyncError} with a PROTOCOL.md or extension error code
+ * @param {Function} [onProgress] called with {step, state}, and with
+ *   {step: "sibling", accountId, state} for each sibling
+ * @returns {Promise<object>} the host's change result plus `siblings`:
+ *   [{id, name, stored: true} | {id, name, stored: false, error}]
+ * @throws {CredsyncError} with a PROTOCOL.md or extension error code (the
+ *   siblings are then untouched)
  */
 export async function changePassword(accountId, current, newPassword, onProgress) {
   const list = await accounts();
-  const account = list.find(a => a.id === accountId);
-  if (!account) {
-    throw new CredsyncError("unknown_account", `no IMAP or POP3 account "${accountId}"`);
-  }
-  if (!account.passwordBased) {
-    throw new CredsyncError("not_password_account", "the account signs in without a password", {
-      field: "account",
-    });
-  }
+  const account = passwordAccount(list, accountId);
   if (!account.backend) {
     throw new CredsyncError("backend_not_configured", "no back-end is configured for this account");
   }
   // An SMTP server without authentication has nothing to verify or store.
-  const outgoing =
-    account.outgoing && account.outgoing.authMethod !== AUTH_NONE ? account.outgoing : null;
-  return host.request(
+  const result = await host.request(
     "change",
-    {
-      account: { id: account.id, incoming: account.incoming, outgoing },
-      backend: account.backend,
-      current,
-      new: newPassword,
-    },
+    { account: hostAccount(account), backend: account.backend, current, new: newPassword },
     { onProgress }
   );
+  return { ...result, siblings: await syncSiblings(list, account, newPassword, onProgress) };
+}
+
+/**
+ * "I already changed it": the password was changed elsewhere. The host
+ * logs in once to each server of the account with it and, when all accept
+ * it, asks us to store it; then each account sharing the login is synced
+ * the same way. The only code path for a sync, used by the popup, by the
+ * automatic propagation and by tests.
+ *
+ * @param {string} accountId MailAccount.id
+ * @param {string} password the password now in force
+ * @param {Function} [onProgress] as for changePassword
+ * @param {object} [options]
+ * @param {string[]} [options.sides] only these sides ("incoming",
+ *   "outgoing") are verified and stored; default both
+ * @param {boolean} [options.siblings] also sync the accounts sharing the
+ *   login (default true)
+ * @returns {Promise<object>} the host's sync result plus `siblings` (as for
+ *   changePassword; empty when options.siblings is false)
+ * @throws {CredsyncError}
+ */
+export async function syncPassword(accountId, password, onProgress, { sides = SIDES, siblings = true } = {}) {
+  if (typeof password !== "string" || !password) {
+    throw new CredsyncError("invalid_request", "password must be a non-empty string", { field: "password" });
+  }
+  const list = await accounts();
+  const account = passwordAccount(list, accountId);
+  const target = hostAccount(account);
+  for (const side of SIDES) {
+    if (!sides.includes(side)) {
+      target[side] = null;
+    }
+  }
+  if (!target.incoming && !target.outgoing) {
+    throw new CredsyncError("invalid_request", "no server of the account to update", { field: "sides" });
+  }
+  const result = await host.request("sync", { account: target, password }, { onProgress });
+  return { ...result, siblings: siblings ? await syncSiblings(list, account, password, onProgress) : [] };
+}
+
+// Syncs each account sharing the login of `account`, one after the other.
+async function syncSiblings(list, account, password, onProgress) {
+  const results = [];
+  for (const id of account.siblings ?? []) {
+    const sibling = list.find(a => a.id === id);
+    if (!sibling) {
+      continue;
+    }
+    onProgress?.({ step: "sibling", accountId: id, state: "running" });
+    try {
+      await host.request("sync", { account: hostAccount(sibling), password });
+      results.push({ id, name: sibling.name, stored: true });
+      onProgress?.({ step: "sibling", accountId: id, state: "ok" });
+    } catch (e) {
+      results.push({ id, name: sibling.name, stored: false, error: errorJSON(e) });
+      onProgress?.({ step: "sibling", accountId: id, state: "failed" });
+    }
+  }
+  return results;
+}
+
+// ---- automatic propagation --------------------------------------------------
+
+/**
+ * The settings: `autoPropagate` (storage.local, else the administrator's
+ * storage.managed value, else true) and `managed`, the administrator's
+ * value or null.
+ */
+export async function settings() {
+  const [{ autoPropagate: local }, managed] = await Promise.all([
+    messenger.storage.local.get("autoPropagate"),
+    managedValue("autoPropagate"),
+  ]);
+  const preset = typeof managed === "boolean" ? managed : null;
+  return {
+    autoPropagate: typeof local === "boolean" ? local : (preset ?? true),
+    managed: preset,
+  };
+}
+
+/** Saves the settings the options page changes. */
+export async function setSettings({ autoPropagate } = {}) {
+  if (typeof autoPropagate !== "boolean") {
+    throw new CredsyncError("invalid_request", "autoPropagate must be a boolean", { field: "autoPropagate" });
+  }
+  await messenger.storage.local.set({ autoPropagate });
+  return settings();
+}
+
+/**
+ * After Thunderbird saved a new password for one side of some accounts
+ * (Experiment onLoginSaved): for each of them and each account sharing
+ * their login, verifies the password on every server whose saved login
+ * does not hold it yet (Experiment propagate) and stores it there (host
+ * sync), each account only after its own servers accept it. Does nothing
+ * when the setting autoPropagate is off. The kept password is then dropped.
+ *
+ * @param {object} change {accountIds, side} from onLoginSaved
+ * @returns {Promise<object>} {enabled, side, results: [{id, name, sides,
+ *   stored, error?}]}, one result per account that needed an update
+ */
+export async function propagateSaved({ accountIds, side }) {
+  const results = [];
+  try {
+    if (!(await settings()).autoPropagate) {
+      return { enabled: false, side, results };
+    }
+    const list = await accounts();
+    const order = new Set();
+    for (const id of accountIds) {
+      order.add(id);
+      for (const sibling of list.find(a => a.id === id)?.siblings ?? []) {
+        order.add(sibling);
+      }
+    }
+    for (const id of order) {
+      const account = list.find(a => a.id === id);
+      if (!account?.passwordBased) {
+        continue;
+      }
+      let request;
+      try {
+        request = await messenger.credsync.propagate(id, side);
+      } catch (e) {
+        results.push({ id, name: account.name, sides: [], stored: false, error: experimentError(e) });
+        continue;
+      }
+      if (!request) {
+        continue; // every login of this account already holds it
+      }
+      const sides = SIDES.filter(s => request.account[s]);
+      try {
+        await syncPassword(id, request.password, undefined, { sides, siblings: false });
+        results.push({ id, name: account.name, sides, stored: true });
+      } catch (e) {
+        results.push({ id, name: account.name, sides, stored: false, error: errorJSON(e) });
+      }
+    }
+    return { enabled: true, side, results };
+  } finally {
+    await Promise.allSettled(accountIds.map(id => messenger.credsync.forgetSaved(id, side)));
+  }
+}
+
+function experimentError(e) {
+  const [, code, message] = /^([a-z_]+): (.*)$/s.exec(e?.message ?? "") ?? [];
+  return code ? { code, message } : { code: "internal_error", message: "the extension failed unexpectedly" };
 }
 
 // Requests from the host.
 async function answerHost(request) {
+  if (request.type === "accounts") {
+    return { accounts: await hostAccounts() };
+  }
   if (request.type !== "store") {
     throw new CredsyncError("unknown_type", `unknown request type "${String(request.type).slice(0, 64)}"`);
   }
@@ -130,6 +334,22 @@ async function answerHost(request) {
   }
 }
 
+// The host's accounts request (a `credsync sync` from a script): PROTOCOL.md's
+// Listed account, i.e. Account plus name and passwordBased.
+async function hostAccounts() {
+  let list;
+  try {
+    list = await messenger.credsync.listAccounts();
+  } catch {
+    throw new CredsyncError("list_failed", "Thunderbird could not list the mail accounts");
+  }
+  return list.map(account => ({
+    ...hostAccount(account),
+    name: account.name,
+    passwordBased: account.passwordBased,
+  }));
+}
+
 async function localBackends() {
   const { backends } = await messenger.storage.local.get("backends");
   return isObject(backends) ? backends : {};
@@ -137,11 +357,15 @@ async function localBackends() {
 
 // Administrator defaults: storage.managed "backends", keyed by mail domain.
 async function managedBackends() {
+  const backends = await managedValue("backends");
+  return isObject(backends) ? backends : {};
+}
+
+async function managedValue(key) {
   try {
-    const { backends } = await messenger.storage.managed.get("backends");
-    return isObject(backends) ? backends : {};
+    return (await messenger.storage.managed.get(key))[key];
   } catch {
-    return {}; // no managed storage for this add-on
+    return undefined; // no managed storage for this add-on
   }
 }
 

@@ -1,5 +1,5 @@
-// Localised texts for error codes and verification outcomes, shared by the
-// popup and the options page.
+// Localised texts for error codes, verification outcomes and automatic
+// updates, shared by the popup, the options page and the background page.
 
 import { t } from "./i18n.js";
 
@@ -25,11 +25,16 @@ export function describeSides(sides) {
  * @param {object} error
  * @param {object} [context]
  * @param {boolean} [context.changing] the provider step had started
+ * @param {boolean} [context.sync] the password was changed elsewhere ("I
+ *   already changed it", automatic update): it is not a new one
  */
-export function describeError(error, { changing = false } = {}) {
+export function describeError(error, { changing = false, sync = false } = {}) {
   const code = error?.code ?? "internal_error";
   switch (code) {
     case "verification_failed":
+      if (sync) {
+        return t("err_verification_failed_sync", describeSides(error));
+      }
       return t(error.changed ? "err_verification_failed_changed" : "err_verification_failed", describeSides(error));
     case "store_failed":
     case "store_cancelled":
@@ -47,4 +52,42 @@ export function describeError(error, { changing = false } = {}) {
   }
   const text = messenger.i18n.getMessage(`err_${code}`);
   return text || t("err_generic", code);
+}
+
+/**
+ * Why a password changed elsewhere was not saved for an account, as one or
+ * more sentences: the servers' answers, else the error's text.
+ */
+export function describeReason(error) {
+  if (error?.code === "verification_failed") {
+    return t("reasonSides", describeSides(error));
+  }
+  return describeError(error, { sync: true });
+}
+
+/** "incoming mail", "outgoing mail" or "incoming and outgoing mail". */
+export function describeSideList(sides) {
+  const both = sides.includes("incoming") && sides.includes("outgoing");
+  return both ? t("sides_both") : t(`side_${sides[0] ?? "incoming"}`);
+}
+
+/**
+ * The notification after an automatic update (core.propagateSaved's
+ * report): {title, message}, or null when nothing was updated or tried.
+ */
+export function describePropagation(report) {
+  const results = report?.results ?? [];
+  if (!results.length) {
+    return null;
+  }
+  const lines = [t("propagateIntro", t(`side_${report.side}`))];
+  for (const r of results) {
+    if (r.stored) {
+      lines.push(t("propagateStored", r.name, describeSideList(r.sides)));
+    } else {
+      lines.push(t("propagateFailed", r.name, describeSideList(r.sides), describeReason(r.error)));
+    }
+  }
+  const ok = results.every(r => r.stored);
+  return { title: t(ok ? "propagateTitle" : "propagateTitleFailed"), message: lines.join("\n") };
 }

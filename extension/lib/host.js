@@ -1,5 +1,6 @@
 // The native-messaging connection to the credsync host (PROTOCOL.md):
-// one port, opened on first use and kept open; requests in both directions.
+// one port, kept open (keepOpen: from startup, reopened with backoff when
+// the host exits) or opened on first use; requests in both directions.
 
 /** An error with a stable code (PROTOCOL.md's table or an extension code). */
 export class CredsyncError extends Error {
@@ -14,10 +15,22 @@ export class CredsyncError extends Error {
   }
 }
 
+// Reconnection after the host exits: 1 s, 2 s, 4 s … up to 20 s (an event
+// page with no open port is suspended after 30 s idle, which would drop a
+// longer timer), at most RECONNECT_TRIES times in a row; the next request
+// or the next start of the background page tries again.
+const RECONNECT_FIRST_MS = 1000;
+const RECONNECT_MAX_MS = 20000;
+const RECONNECT_TRIES = 10;
+
 export class NativeHost {
   #name;
   #connect;
   #onRequest;
+  #onOpen = null;
+  #keepOpen = false;
+  #tries = 0; // reconnections since the host last answered
+  #timer = null;
   #port = null;
   #answered = false; // the current port has delivered at least one message
   #nextId = 1;
@@ -61,8 +74,51 @@ export class NativeHost {
       } catch (e) {
         this.#settle(id, "reject", this.#connectionError(e));
         this.#drop();
+        this.#scheduleReconnect();
       }
     });
+  }
+
+  /**
+   * Opens the port now and keeps it open while the background page lives:
+   * the host then listens on its local socket (PROTOCOL.md). After the host
+   * exits, reconnects with backoff.
+   *
+   * @param {object} [options]
+   * @param {Function} [options.onOpen] called after each (re)connection,
+   *   e.g. to send hello so that a host that cannot start is noticed
+   */
+  keepOpen({ onOpen } = {}) {
+    this.#keepOpen = true;
+    this.#onOpen = onOpen ?? null;
+    this.#open();
+  }
+
+  #open() {
+    clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#port) {
+      return;
+    }
+    try {
+      this.#ensurePort();
+    } catch (e) {
+      this.#scheduleReconnect();
+      return;
+    }
+    this.#onOpen?.();
+  }
+
+  #scheduleReconnect() {
+    if (!this.#keepOpen || this.#timer || this.#tries >= RECONNECT_TRIES) {
+      return;
+    }
+    const delay = Math.min(RECONNECT_FIRST_MS * 2 ** this.#tries, RECONNECT_MAX_MS);
+    this.#tries++;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#open();
+    }, delay);
   }
 
   #ensurePort() {
@@ -115,6 +171,8 @@ export class NativeHost {
     for (const id of [...this.#pending.keys()]) {
       this.#settle(id, "reject", failure);
     }
+    console.warn(`credsync: the native host connection closed (${failure.code})`);
+    this.#scheduleReconnect();
   }
 
   #settle(id, how, value) {
@@ -129,6 +187,7 @@ export class NativeHost {
 
   #onMessage(port, msg) {
     this.#answered = true;
+    this.#tries = 0;
     if (!msg || typeof msg !== "object") {
       return;
     }

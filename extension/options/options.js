@@ -1,4 +1,6 @@
-// Options: the password-change back-end (and optional URL) of each account.
+// Options: the password-change back-end (and optional URL) of each account,
+// and whether a password Thunderbird saves is copied to the other side
+// (autoPropagate).
 
 import { describeError } from "../lib/describe.js";
 import { localizeDocument, t } from "../lib/i18n.js";
@@ -82,8 +84,35 @@ function renderAccount(account, index, names) {
   return form;
 }
 
+async function initSettings() {
+  const box = $("auto-propagate");
+  const saved = $("auto-saved");
+  try {
+    const current = await command({ cmd: "settings" });
+    box.checked = current.autoPropagate;
+    if (current.managed !== null) {
+      $("auto-managed").textContent = t(current.managed ? "optionsAutoManagedOn" : "optionsAutoManagedOff");
+    }
+  } catch (error) {
+    saved.textContent = describeError(error);
+    saved.className = "saved error";
+  }
+  box.addEventListener("change", async () => {
+    saved.className = "saved";
+    try {
+      const now = await command({ cmd: "setSettings", autoPropagate: box.checked });
+      box.checked = now.autoPropagate;
+      saved.textContent = t("optionsSaved");
+    } catch (error) {
+      saved.textContent = describeError(error);
+      saved.classList.add("error");
+    }
+  });
+}
+
 async function init() {
   localizeDocument();
+  await initSettings();
   const hostStatus = $("host-status");
   let names = [];
   try {

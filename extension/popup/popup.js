@@ -1,10 +1,13 @@
-// The change form. Works as the toolbar popup and in a normal tab.
+// The change form. Works as the toolbar popup and in a normal tab. Two
+// modes: "change" (current, new and repeated password: the provider
+// changes it) and "sync" ("I already changed it elsewhere": one password,
+// checked on the servers and saved).
 
-import { describeError } from "../lib/describe.js";
+import { describeError, describeReason } from "../lib/describe.js";
 import { localizeDocument, t } from "../lib/i18n.js";
 
 const STEPS = ["policy", "changing", "checking_incoming", "checking_outgoing", "saving"];
-const PASSWORD_FIELDS = ["current", "new", "repeat"];
+const PASSWORD_FIELDS = ["current", "new", "repeat", "password"];
 const AUTH_OAUTH2 = 10;
 const AUTH_NONE = 1;
 
@@ -12,6 +15,26 @@ const $ = id => document.getElementById(id);
 let accounts = [];
 let running = false;
 let touched = new Set(); // fields the user has typed in
+
+function mode() {
+  return $("mode-sync").checked ? "sync" : "change";
+}
+
+function setMode(value) {
+  $(value === "sync" ? "mode-sync" : "mode-change").checked = true;
+  showMode();
+}
+
+function showMode() {
+  const current = mode();
+  for (const el of document.querySelectorAll("[data-mode]")) {
+    el.hidden = el.dataset.mode !== current;
+  }
+  $("change").textContent = t(current === "sync" ? "syncButton" : "changeButton");
+  touched = new Set();
+  showProblems([]);
+  showStatus("");
+}
 
 async function command(message) {
   const response = await messenger.runtime.sendMessage(message);
@@ -67,6 +90,27 @@ async function loadAccounts() {
   showBackend();
 }
 
+function siblingsOf(account) {
+  return (account?.siblings ?? []).map(id => accounts.find(a => a.id === id)).filter(Boolean);
+}
+
+function quoteNames(list) {
+  return list.map(a => t("quoted", a.name)).join(", ");
+}
+
+// The accounts sharing the selected account's login, updated with it.
+function showSiblings() {
+  const siblings = siblingsOf(selectedAccount());
+  const hint = $("siblings-hint");
+  hint.hidden = !siblings.length;
+  hint.textContent = siblings.length ? t("siblingsHint", quoteNames(siblings)) : "";
+}
+
+function showAccount() {
+  showBackend();
+  showSiblings();
+}
+
 function showBackend() {
   const account = selectedAccount();
   const text = $("backend-text");
@@ -93,6 +137,11 @@ function problems({ onlyTouched }) {
   const account = selectedAccount();
   if (!onlyTouched && !account?.passwordBased) {
     found.push(["account", "errNoAccount"]);
+  } else if (mode() === "sync") {
+    if (!onlyTouched && !value("password")) {
+      found.push(["password", "errPasswordEmpty"]);
+    }
+    return found;
   } else if (!onlyTouched && !account.backend) {
     found.push(["open-options", "err_backend_not_configured"]);
   }
@@ -124,25 +173,35 @@ function showProblems(found) {
 
 // ---- progress ------------------------------------------------------------
 
-function resetSteps(account) {
+function resetSteps(account, kind) {
   const list = $("steps");
   list.replaceChildren();
   const hasOutgoing = account?.outgoing && account.outgoing.authMethod !== AUTH_NONE;
-  for (const step of STEPS) {
-    if (step === "checking_outgoing" && account && !hasOutgoing) {
-      continue;
-    }
+  const addStep = (step, text) => {
     const item = document.createElement("li");
     item.dataset.step = step;
     const label = document.createElement("span");
     label.className = "label";
-    label.textContent = t(`step_${step}`);
+    label.textContent = text;
     const state = document.createElement("span");
     state.className = "state";
     item.append(label, " ", state);
     list.append(item);
     setStep(step, "pending");
+  };
+  for (const step of STEPS) {
+    if ((step === "checking_outgoing" && account && !hasOutgoing) || (step === "changing" && kind === "sync")) {
+      continue;
+    }
+    addStep(step, t(`step_${step}`));
   }
+  for (const sibling of siblingsOf(account)) {
+    addStep(`sibling:${sibling.id}`, t("step_sibling", sibling.name));
+  }
+}
+
+function setSibling(accountId, state) {
+  setStep(`sibling:${accountId}`, state);
 }
 
 function setStep(step, state) {
@@ -191,13 +250,30 @@ function clearPasswords() {
   showProblems([]);
 }
 
-function finish(response) {
+// "Also saved for “B”." / "Not saved for “C”: …" after the main result.
+function describeSiblings(siblings = []) {
+  const texts = [];
+  const stored = siblings.filter(s => s.stored);
+  if (stored.length) {
+    texts.push(t("siblingsStored", quoteNames(stored)));
+  }
+  for (const s of siblings.filter(s => !s.stored)) {
+    texts.push(t("siblingFailed", s.name, describeReason(s.error)));
+  }
+  return texts;
+}
+
+function finish(response, kind = mode()) {
   const changing = ["running", "ok", "failed"].includes(stepState("changing"));
   setRunning(false);
   clearPasswords();
   if (response.ok) {
     const both = !!response.result?.outgoing;
-    showStatus(t(both ? "success" : "successIncomingOnly"), "success");
+    const sync = kind === "sync";
+    const main = t(sync ? (both ? "syncSuccess" : "syncSuccessIncomingOnly") : both ? "success" : "successIncomingOnly");
+    const siblings = response.result?.siblings ?? [];
+    const allStored = siblings.every(s => s.stored);
+    showStatus([main, ...describeSiblings(siblings)].join(" "), allStored ? "success" : "error");
     $("status").focus();
     return;
   }
@@ -208,29 +284,35 @@ function finish(response) {
   if (!$("steps").querySelector("li:not(.pending)")) {
     $("progress").hidden = true;
   }
-  showStatus(describeError(error, { changing }), "error");
-  const focusField = { wrong_current_password: "current", policy_violation: "new" }[error.code];
+  showStatus(describeError(error, { changing, sync: kind === "sync" }), "error");
+  const focusField = {
+    wrong_current_password: "current",
+    policy_violation: kind === "sync" ? "password" : "new",
+    verification_failed: kind === "sync" ? "password" : null,
+  }[error.code];
   (focusField ? $(focusField) : $("status")).focus();
 }
 
-// Follows a change through a port: progress events, then the result.
-function follow(message) {
+// Follows a change or sync through a port: progress events, then the result.
+function follow(message, kind) {
   setRunning(true);
-  showStatus(t("running"));
+  showStatus(t(kind === "sync" ? "runningSync" : "running"));
   const port = messenger.runtime.connect({ name: "credsync" });
   let done = false;
   port.onMessage.addListener(event => {
-    if (event.type === "progress") {
+    if (event.type === "progress" && event.step === "sibling") {
+      setSibling(event.accountId, event.state);
+    } else if (event.type === "progress") {
       setStep(event.step, event.state);
     } else if (event.type === "result") {
       done = true;
       port.disconnect();
-      finish(event);
+      finish(event, kind);
     }
   });
   port.onDisconnect.addListener(() => {
     if (!done) {
-      finish({ ok: false, error: { code: "internal_error" } });
+      finish({ ok: false, error: { code: "internal_error" } }, kind);
     }
   });
   port.postMessage(message);
@@ -248,10 +330,15 @@ function submit(event) {
     return;
   }
   const account = selectedAccount();
-  resetSteps(account);
+  const kind = mode();
+  resetSteps(account, kind);
   $("progress").hidden = true;
   showStatus("");
-  follow({ cmd: "change", accountId: account.id, current: $("current").value, new: $("new").value });
+  if (kind === "sync") {
+    follow({ cmd: "sync", accountId: account.id, password: $("password").value }, kind);
+  } else {
+    follow({ cmd: "change", accountId: account.id, current: $("current").value, new: $("new").value }, kind);
+  }
 }
 
 // A change started earlier (the popup may have closed meanwhile).
@@ -266,25 +353,33 @@ async function resumeFlows() {
   if (!flow) {
     return;
   }
+  const kind = flow.kind === "sync" ? "sync" : "change";
+  setMode(kind);
   $("account").value = flow.accountId;
-  showBackend();
-  resetSteps(selectedAccount());
+  showAccount();
+  resetSteps(selectedAccount(), kind);
   $("progress").hidden = true;
   for (const [step, state] of Object.entries(flow.steps)) {
     setStep(step, state);
   }
+  for (const [accountId, state] of Object.entries(flow.siblings ?? {})) {
+    setSibling(accountId, state);
+  }
   if (flow.done) {
-    finish(flow.response);
+    finish(flow.response, kind);
   } else {
-    follow({ cmd: "watch", accountId: flow.accountId });
+    follow({ cmd: "watch", accountId: flow.accountId }, kind);
   }
 }
 
 async function init() {
   localizeDocument();
   $("change-form").addEventListener("submit", submit);
+  for (const radio of document.querySelectorAll('input[name="mode"]')) {
+    radio.addEventListener("change", showMode);
+  }
   $("account").addEventListener("change", () => {
-    showBackend();
+    showAccount();
     showStatus("");
   });
   $("open-options").addEventListener("click", () => messenger.runtime.openOptionsPage());
@@ -294,11 +389,13 @@ async function init() {
       showProblems(problems({ onlyTouched: true }));
     });
   }
+  showMode();
   await loadAccounts();
+  showSiblings();
   await resumeFlows();
   if (!running) {
     const usable = accounts.filter(a => a.passwordBased).length;
-    (usable > 1 ? $("account") : $("current")).focus();
+    (usable > 1 ? $("account") : $(mode() === "sync" ? "password" : "current")).focus();
   }
 }
 

@@ -99,6 +99,14 @@ func TestThunderbird(t *testing.T) {
 			t.Run("outgoing_other_host_and_user", e.testOutgoingOtherHostAndUser)
 			t.Run("primary_password", e.testPrimaryPassword)
 			t.Run("primary_password_locked_prompt_cancelled", e.testPrimaryPasswordLocked)
+			t.Run("sync_already_changed", e.testSyncAlreadyChanged)
+			t.Run("sync_wrong_password", e.testSyncWrongPassword)
+			t.Run("change_with_sibling", e.testChangeWithSibling)
+			t.Run("propagate_incoming_to_outgoing_and_sibling", e.testPropagate)
+			t.Run("propagate_wrong_password", e.testPropagateWrongPassword)
+			t.Run("propagate_disabled", e.testPropagateDisabled)
+			t.Run("propagate_wakes_event_page", e.testPropagateWakesEventPage)
+			t.Run("cli_sync", e.testCLISync)
 			t.Logf("Thunderbird %s: start %s, scenarios %s", name,
 				e.tb.StartDuration.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 		})
@@ -171,6 +179,10 @@ func newEnv(t *testing.T, bin, name string) *env {
 		}
 	})
 	if _, err := tb.ImportCA(ctx, sb.CAPEM); err != nil {
+		t.Fatal(err)
+	}
+	// A headless Thunderbird shows no notification: record them instead.
+	if err := tb.RecordAlerts(ctx); err != nil {
 		t.Fatal(err)
 	}
 	extDir := os.Getenv("CREDSYNC_EXTENSION")

@@ -2,8 +2,10 @@ package flow
 
 import (
 	"context"
+	"errors"
 
 	"github.com/credsync/credsync/internal/endpoint"
+	"github.com/credsync/credsync/internal/policy"
 	"github.com/credsync/credsync/internal/provider"
 	"github.com/credsync/credsync/internal/verify"
 )
@@ -19,8 +21,12 @@ type Change struct {
 
 // Change runs policy check → change at the provider → verify both servers
 // → store in Thunderbird. On any error Thunderbird's logins are as before;
-// the error says whether the provider has the new password.
-func (e *Engine) Change(ctx context.Context, c Change, progress Progress) (Result, error) {
+// the error says whether the provider has the new password. Without a
+// Store (Engine.Store nil) it ends after verification: Changed, not Stored.
+func (e *Engine) Change(ctx context.Context, c Change, progress Progress) (result Result, err error) {
+	defer e.audit(ctx, kindChange, c.Account, &progress)(&result, &err)
+	var report policy.Report
+	defer func() { result.Policy = report }()
 	unlock, err := e.lock(c.Account.ID)
 	if err != nil {
 		return Result{}, err
@@ -36,9 +42,10 @@ func (e *Engine) Change(ctx context.Context, c Change, progress Progress) (Resul
 		progress(StepPolicy, Failed)
 		return Result{}, &Error{Code: PolicyViolation, Rule: "current_required", Message: "the current password is required"}
 	}
-	if rule, msg := checkNew(c.Current, c.New); rule != "" {
+	report, perr := e.checkChange(ctx, c)
+	if perr != nil {
 		progress(StepPolicy, Failed)
-		return Result{}, &Error{Code: PolicyViolation, Rule: rule, Message: msg}
+		return Result{}, perr
 	}
 	progress(StepPolicy, OK)
 
@@ -54,7 +61,11 @@ func (e *Engine) Change(ctx context.Context, c Change, progress Progress) (Resul
 	if err != nil {
 		progress(StepChanging, Failed)
 		if provider.KindOf(err) != provider.OutcomeUnknown {
-			return Result{}, &Error{Code: Code(provider.KindOf(err)), Message: err.Error()}
+			fe := &Error{Code: Code(provider.KindOf(err)), Message: err.Error()}
+			if pe := (*provider.Error)(nil); errors.As(err, &pe) {
+				fe.Rule = pe.Rule // the rule a refusing provider named
+			}
+			return Result{}, fe
 		}
 		// The provider may have applied the change: one login with the new
 		// password tells, and is the only retry-free way to know.
@@ -84,6 +95,9 @@ func (e *Engine) finish(ctx context.Context, acct Account, password string, in, 
 			Code: VerificationFailed, Changed: true, Incoming: in, Outgoing: out,
 			Message: "the provider accepted the new password but a server did not; Thunderbird keeps the old password",
 		}
+	}
+	if e.Store == nil { // the command line: verified is the end
+		return Result{Changed: true, Incoming: in, Outgoing: out}, nil
 	}
 	if err := e.store(ctx, acct, password, progress); err != nil {
 		err.Changed = true

@@ -19,6 +19,12 @@ const (
 	StoreCancelled       Code = "store_cancelled"
 	StoreUnconfirmed     Code = "store_unconfirmed"
 	UnknownAccount       Code = "unknown_account"
+	// The provider's refusals that say more than BackendRejected; each
+	// equals the provider.Kind of the same name. Nothing changed.
+	PageNotRecognised  Code = "page_not_recognised"
+	RecentlyUsed       Code = "recently_used"
+	ChangedTooRecently Code = "changed_too_recently"
+	AccountLocked      Code = "account_locked"
 )
 
 // Error is a flow that ended without storing the new password. Message is

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/credsync/credsync/internal/endpoint"
+	"github.com/credsync/credsync/internal/policy"
 	"github.com/credsync/credsync/internal/verify"
 )
 
@@ -59,9 +60,18 @@ type Storer interface {
 // Engine runs flows, one at a time per account.
 type Engine struct {
 	Trust verify.Trust
+	// Store writes verified passwords into Thunderbird. It may be nil (the
+	// command line has no Thunderbird): Change then ends once both servers
+	// accepted the new password, with Changed true, Stored false and no
+	// error; Sync, which exists only to store, fails with StoreFailed.
 	Store Storer
 	// VerifyTimeout bounds each verification login (default 30 s).
 	VerifyTimeout time.Duration
+	// Policy adds optional checks before a change (minimum strength, breach
+	// check); the zero value adds none and uses no network.
+	Policy policy.Options
+	// Audit, when set, records every flow (audit.go).
+	Audit AuditFunc
 
 	mu      sync.Mutex
 	running map[string]bool
@@ -73,6 +83,11 @@ type Result struct {
 	Stored   bool
 	Incoming *verify.Result
 	Outgoing *verify.Result
+	// Policy is what the policy step learnt of the new password (Change only).
+	Policy policy.Report
+	// AuditFailed: the flow's audit record could not be written. Also set
+	// when the flow returns an error.
+	AuditFailed bool
 }
 
 // lock marks accountID busy, or fails when a flow for it already runs.
@@ -144,6 +159,9 @@ func (e *Engine) store(ctx context.Context, acct Account, password string, progr
 	}
 	if acct.Outgoing != nil {
 		sides = append(sides, Outgoing)
+	}
+	if e.Store == nil {
+		return &Error{Code: StoreFailed, Message: "this credsync has no Thunderbird to store the password in"}
 	}
 	progress(StepSaving, Running)
 	if err := e.Store.Store(ctx, acct.ID, sides, password); err != nil {

@@ -1,31 +1,46 @@
 package flow
 
 import (
-	"strings"
-	"unicode/utf8"
+	"context"
 
 	"github.com/credsync/credsync/internal/endpoint"
+	"github.com/credsync/credsync/internal/policy"
 )
 
 // MaxPassword bounds a password. Longer ones are refused, never truncated.
-const MaxPassword = 4096
+const MaxPassword = policy.MaxBytes
 
-// checkNew applies the rules every password obeys before any network call.
-// It returns the broken rule's name, or "".
+// checkNew applies the rules every password obeys before any network call
+// (policy.Check without a back-end's rules). It returns the broken rule's
+// name, or "".
 func checkNew(current, next string) (rule, message string) {
-	switch {
-	case next == "":
-		return "empty", "the new password is empty"
-	case len(next) > MaxPassword:
-		return "too_long", "the new password is longer than 4096 bytes"
-	case !utf8.ValidString(next):
-		return "invalid_utf8", "the new password is not valid UTF-8"
-	case strings.ContainsAny(next, "\x00\r\n"):
-		return "control_characters", "the new password contains NUL, CR or LF, which mail servers cannot receive"
-	case current != "" && next == current:
-		return "same_as_current", "the new password is the same as the current one"
+	if v := policy.Check(current, next, nil); v != nil {
+		return v.Rule, v.Message
 	}
 	return "", ""
+}
+
+// checkChange is a change's policy step: the universal rules, "differs from
+// the current password", the back-end's published rules
+// (provider.Info.Rules), all without the network; then the engine's
+// optional checks (e.Policy): the strength estimate, fed with the user
+// name, the server's name and the current password, and last the breach
+// check, the only one that may use the network. The report holds the
+// strength and the breach check's outcome.
+func (e *Engine) checkChange(ctx context.Context, c Change) (policy.Report, *Error) {
+	if v := policy.Check(c.Current, c.New, c.Backend.Info().Rules); v != nil {
+		return policy.Report{}, &Error{Code: PolicyViolation, Rule: v.Rule, Message: v.Message}
+	}
+	ep := c.Account.endpointForBackend()
+	inputs := policy.UserInputs(ep.Username, ep.Host)
+	if c.Current != "" {
+		inputs = append(inputs, c.Current)
+	}
+	report, v := e.Policy.Evaluate(ctx, c.New, inputs)
+	if v != nil {
+		return report, &Error{Code: PolicyViolation, Rule: v.Rule, Message: v.Message}
+	}
+	return report, nil
 }
 
 // checkAccount refuses accounts with no server or whose logins are not

@@ -5,7 +5,8 @@ import "context"
 // Sync stores a password already changed elsewhere (at Ctrl+Alt+Del, on the
 // provider's page): verify it on both servers, then store it. Nothing is
 // stored unless both servers accept it.
-func (e *Engine) Sync(ctx context.Context, acct Account, password string, progress Progress) (Result, error) {
+func (e *Engine) Sync(ctx context.Context, acct Account, password string, progress Progress) (result Result, err error) {
+	defer e.audit(ctx, kindSync, acct, &progress)(&result, &err)
 	unlock, err := e.lock(acct.ID)
 	if err != nil {
 		return Result{}, err

@@ -16,6 +16,8 @@ type changeResult struct {
 	Stored   bool        `json:"stored"`
 	Incoming *sideResult `json:"incoming,omitempty"`
 	Outgoing *sideResult `json:"outgoing,omitempty"`
+	// AuditFailed: the flow's audit record could not be written (audit.go).
+	AuditFailed bool `json:"auditFailed,omitempty"`
 }
 
 func decodeChange(req gjson.Result) (flow.Change, error) {
@@ -57,10 +59,10 @@ func change(ctx context.Context, s *session, id string, req gjson.Result) (any, 
 	}
 	result, err := s.host.engine.Change(ctx, c, s.progress(id))
 	if err != nil {
-		return nil, err
+		return nil, noteAudit(err, result.AuditFailed)
 	}
 	return changeResult{Changed: result.Changed, Stored: result.Stored,
-		Incoming: side(result.Incoming), Outgoing: side(result.Outgoing)}, nil
+		Incoming: side(result.Incoming), Outgoing: side(result.Outgoing), AuditFailed: result.AuditFailed}, nil
 }
 
 // accountMember reads {"id", "incoming", "outgoing"}.

@@ -42,6 +42,8 @@ type errorReplyMsg struct {
 	Changed  *bool       `json:"changed,omitempty"`
 	Incoming *sideResult `json:"incoming,omitempty"`
 	Outgoing *sideResult `json:"outgoing,omitempty"`
+	// AuditFailed: the flow's audit record could not be written (audit.go).
+	AuditFailed bool `json:"auditFailed,omitempty"`
 }
 
 // errorReply turns any error into a reply; an error of unknown type
@@ -63,6 +65,7 @@ func errorReply(id *string, err error) errorReplyMsg {
 	default:
 		reply.Code, reply.Message = InternalError, "credsync failed unexpectedly; nothing was stored"
 	}
+	reply.AuditFailed = errors.As(err, new(auditFailedError))
 	return reply
 }
 

@@ -11,13 +11,16 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/credsync/credsync/internal/audit"
 	"github.com/credsync/credsync/internal/flow"
 	"github.com/credsync/credsync/internal/verify"
 	"github.com/credsync/credsync/internal/wire"
@@ -36,6 +39,14 @@ type Host struct {
 	Log *log.Logger
 	// MaxIncoming caps request frames (wire.DefaultMaxIncoming when 0).
 	MaxIncoming uint32
+	// Audit, when set, writes one record per change and sync flow
+	// (audit.go).
+	Audit func(audit.Record) error
+	// Listen, when set, opens the local socket for `credsync sync`
+	// (localsock.Listen); the host serves it while the extension's session
+	// lasts (socket.go). ListenDelay and ListenRetry default to 1 s and 30 s.
+	Listen                   func() (net.Listener, string, error)
+	ListenDelay, ListenRetry time.Duration
 
 	engine flow.Engine
 }
@@ -73,6 +84,7 @@ func (h *Host) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	}
 	h.engine.Trust = h.Trust
 	h.engine.Store = s
+	h.engine.Audit = h.auditHook(s.log)
 
 	ctx, cancel := context.WithCancel(ctx)
 	var running sync.WaitGroup
@@ -82,6 +94,7 @@ func (h *Host) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	}()
 
 	frames := wire.NewReader(in, h.MaxIncoming)
+	listening := false
 	for {
 		body, err := frames.Read()
 		var tooLarge *wire.TooLargeError
@@ -96,6 +109,10 @@ func (h *Host) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 			return fmt.Errorf("reading a frame: %w", err)
 		}
 		s.dispatch(ctx, body, &running)
+		if !listening {
+			listening = true
+			s.listenSoon(ctx, &running)
+		}
 	}
 }
 

@@ -22,9 +22,10 @@ func syncRequest(ctx context.Context, s *session, id string, req gjson.Result) (
 	}
 	result, err := s.host.engine.Sync(ctx, a.account, a.password, s.progress(id))
 	if err != nil {
-		return nil, err
+		return nil, noteAudit(err, result.AuditFailed)
 	}
-	return changeResult{Stored: result.Stored, Incoming: side(result.Incoming), Outgoing: side(result.Outgoing)}, nil
+	return changeResult{Stored: result.Stored, Incoming: side(result.Incoming), Outgoing: side(result.Outgoing),
+		AuditFailed: result.AuditFailed}, nil
 }
 
 func decodeSync(req gjson.Result) (syncArgs, error) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/credsync/credsync/internal/endpoint"
+	"github.com/credsync/credsync/internal/policy"
 )
 
 // Request is what a back-end gets to change one password.
@@ -35,6 +36,10 @@ type Info struct {
 	NeedsURL bool `json:"needsUrl"`
 	// NeedsCurrent: the provider checks the current password.
 	NeedsCurrent bool `json:"needsCurrent"`
+	// Rules are the provider's published password rules, checked before
+	// anything is sent; nil when the provider's rules are not known (the
+	// server decides).
+	Rules *policy.Rules `json:"rules,omitempty"`
 }
 
 // Backend changes passwords at one kind of provider.
@@ -58,6 +63,19 @@ const (
 	// OutcomeUnknown: the request may have been applied (connection lost
 	// after sending it, or an answer that says neither yes nor no).
 	OutcomeUnknown Kind = "outcome_unknown"
+	// PageNotRecognised: a web back-end did not recognise the provider's
+	// pages (changed layout, an extra step such as a verification code) and
+	// submitted no change; nothing changed.
+	PageNotRecognised Kind = "page_not_recognised"
+	// RecentlyUsed: the provider refused a new password from the
+	// account's history; nothing changed.
+	RecentlyUsed Kind = "recently_used"
+	// TooRecent: the password was changed too recently to change again
+	// (minimum age); nothing changed.
+	TooRecent Kind = "changed_too_recently"
+	// Locked: the account is locked or its password may not be changed;
+	// nothing changed.
+	Locked Kind = "account_locked"
 )
 
 // Error is a back-end failure with its kind. Err and Detail never carry a
@@ -66,6 +84,9 @@ type Error struct {
 	Kind   Kind
 	Detail string
 	Err    error
+	// Rule names the broken rule (policy's names, e.g. "too_short") when a
+	// Rejected provider said which.
+	Rule string
 }
 
 func (e *Error) Error() string {

@@ -4,7 +4,14 @@ import "sort"
 
 // backends lists every back-end; adding one is one file plus one line here.
 var backends = map[string]Backend{
-	"sandbox": sandbox{},
+	"aruba":       aruba{},
+	"cpanel":      cpanel{},
+	"directadmin": directadmin{},
+	"ldap":        ldapBackend{},
+	"poppassd":    poppassd{},
+	"roundcube":   roundcube{},
+	"sandbox":     sandbox{},
+	"zimbra":      zimbra{},
 }
 
 // Lookup returns the back-end called name.

@@ -232,6 +232,12 @@ type Options struct {
 	Home string
 	// Env is added to Thunderbird's environment (e.g. SSL_CERT_FILE=…).
 	Env []string
+	// RuntimeDir is Thunderbird's XDG_RUNTIME_DIR, where the credsync host
+	// it starts puts its local socket (credsync/host.sock). Empty: Launch
+	// creates a fresh 0700 directory (a short path under the system's
+	// temporary directory, for the socket path limit) and Close removes it.
+	// Never the caller's own XDG_RUNTIME_DIR.
+	RuntimeDir string
 	// Prefs are added to (and override) the recipe's user.js.
 	Prefs map[string]any
 	// StartTimeout bounds launch up to a chrome-context session (default 90 s).
@@ -249,6 +255,8 @@ type TB struct {
 	M       *marionette.Client
 	// StartDuration is the time from spawn to a ready chrome-context session.
 	StartDuration time.Duration
+	// RuntimeDir is Thunderbird's XDG_RUNTIME_DIR (Options.RuntimeDir).
+	RuntimeDir string
 
 	cmd     *exec.Cmd
 	logFile *os.File
@@ -260,6 +268,8 @@ type TB struct {
 	closeOnce sync.Once
 	closeErr  error
 	logf      func(string, ...any)
+	// ownRuntimeDir is removed by Close (Launch created it).
+	ownRuntimeDir string
 }
 
 // Launch starts Thunderbird with a fresh profile, connects Marionette, opens
@@ -301,17 +311,32 @@ func Launch(ctx context.Context, o Options) (_ *TB, err error) {
 	if err := os.WriteFile(filepath.Join(profile, "user.js"), []byte(js), 0o600); err != nil {
 		return nil, err
 	}
+	runtimeDir, ownRuntimeDir := o.RuntimeDir, ""
+	if runtimeDir == "" {
+		if runtimeDir, err = os.MkdirTemp("", "tbrun-"); err != nil {
+			return nil, err
+		}
+		ownRuntimeDir = runtimeDir
+	} else if err := os.MkdirAll(runtimeDir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(runtimeDir, 0o700); err != nil {
+		return nil, err
+	}
 	logPath := filepath.Join(o.StateDir, "thunderbird.log")
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
+		if ownRuntimeDir != "" {
+			os.RemoveAll(ownRuntimeDir)
+		}
 		return nil, err
 	}
 
 	cmd := exec.Command(bin.Path, "--headless", "--profile", profile, "--no-remote",
 		"--marionette", "-remote-allow-system-access")
 	cmd.Env = append(envWithout(os.Environ(), "HOME", "MOZ_CRASHREPORTER_DISABLE", "DISPLAY", "WAYLAND_DISPLAY",
-		"XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"),
-		"HOME="+home, "MOZ_CRASHREPORTER_DISABLE=1")
+		"XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR"),
+		"HOME="+home, "MOZ_CRASHREPORTER_DISABLE=1", "XDG_RUNTIME_DIR="+runtimeDir)
 	cmd.Env = append(cmd.Env, o.Env...)
 	cmd.Dir = o.StateDir
 	cmd.Stdout, cmd.Stderr = lf, lf // an *os.File is passed as is: no copying goroutine
@@ -323,10 +348,13 @@ func Launch(ctx context.Context, o Options) (_ *TB, err error) {
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		lf.Close()
+		if ownRuntimeDir != "" {
+			os.RemoveAll(ownRuntimeDir)
+		}
 		return nil, fmt.Errorf("tbharness: starting %s: %w", bin.Path, err)
 	}
-	tb := &TB{Binary: bin, Home: home, Profile: profile, LogPath: logPath,
-		cmd: cmd, logFile: lf, done: make(chan struct{}), logf: logf}
+	tb := &TB{Binary: bin, Home: home, Profile: profile, LogPath: logPath, RuntimeDir: runtimeDir,
+		cmd: cmd, logFile: lf, done: make(chan struct{}), logf: logf, ownRuntimeDir: ownRuntimeDir}
 	go func() {
 		tb.waitErr = cmd.Wait()
 		close(tb.done)
@@ -472,6 +500,11 @@ func (tb *TB) Close() error {
 			tb.closeErr = fmt.Errorf("tbharness: processes %v of group %d survived SIGKILL", left, pgid)
 		}
 		tb.logFile.Close()
+		if tb.ownRuntimeDir != "" {
+			if err := os.RemoveAll(tb.ownRuntimeDir); err != nil {
+				tb.logf("removing %s: %v", tb.ownRuntimeDir, err)
+			}
+		}
 		tb.logf("Thunderbird stopped after %s", time.Since(start).Round(time.Millisecond))
 	})
 	return tb.closeErr

@@ -93,6 +93,8 @@ type PopupAccount struct {
 		Name string `json:"name"`
 		URL  string `json:"url"`
 	} `json:"backend"`
+	// Siblings are the ids of the accounts sharing this account's login.
+	Siblings []string `json:"siblings"`
 }
 
 // Accounts returns the extension's account list.

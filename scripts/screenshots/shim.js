@@ -8,11 +8,13 @@
 //   messenger.runtime.sendMessage({cmd: "accounts"}) fake accounts below
 //   messenger.runtime.sendMessage({cmd: "status"})   no earlier change
 //   messenger.accounts.getDefault()
-//   messenger.runtime.connect({name: "credsync"})    a change: progress events
+//   messenger.runtime.connect({name: "credsync"})    a change or a sync
+//                                                    ({cmd: "change" | "sync"}): progress events
 //   messenger.runtime.openOptionsPage()              (only on click)
 //
 // Query parameters of popup.html:
 //   lang=en|it          the locale (default en)
+//   mode=change|sync    "change my password" (default) or "I already changed it"
 //   state=progress      form filled in and submitted, change half-way (default)
 //   state=form          form filled in, not submitted
 //   state=done          the change finished successfully
@@ -28,6 +30,7 @@
   const params = new URLSearchParams(location.search);
   const lang = params.get("lang") || "en";
   const state = params.get("state") || "progress";
+  const mode = params.get("mode") === "sync" ? "sync" : "change";
 
   // ---- i18n ----------------------------------------------------------------
 
@@ -89,6 +92,7 @@
       hasOutgoingPassword: true,
       backend: null,
       backendSource: null,
+      siblings: [],
     },
     {
       id: "account2",
@@ -101,6 +105,8 @@
       // The only back-end the host has today (internal/provider/registry.go).
       backend: { name: "sandbox" },
       backendSource: "local",
+      // The same mailbox, also set up as POP3 (account4): updated together.
+      siblings: ["account4"],
     },
     {
       id: "account3",
@@ -112,19 +118,39 @@
       hasOutgoingPassword: false,
       backend: null,
       backendSource: null,
+      siblings: [],
+    },
+    {
+      id: "account4",
+      name: "Ufficio (POP3)",
+      incoming: endpoint("pop3", "imap.aclibresciane.it", 995, "m.rossi@aclibresciane.it"),
+      outgoing: endpoint("smtp", "smtp.aclibresciane.it", 465, "m.rossi@aclibresciane.it"),
+      passwordBased: true,
+      hasIncomingPassword: true,
+      hasOutgoingPassword: true,
+      backend: null,
+      backendSource: null,
+      siblings: ["account2"],
     },
   ];
   const DEFAULT_ACCOUNT = "account2";
-  const PASSWORDS = { current: "Brescia-2024!", new: "Lago-d'Iseo-2025", repeat: "Lago-d'Iseo-2025" };
+  const PASSWORDS =
+    mode === "sync"
+      ? { password: "Lago-d'Iseo-2025" }
+      : { current: "Brescia-2024!", new: "Lago-d'Iseo-2025", repeat: "Lago-d'Iseo-2025" };
 
-  // Progress of the change up to the state shown, then (state=done) the result.
+  // Progress of the change (a sync has no "changing" step) up to the state
+  // shown, then (state=done) the sibling account and the result.
   const PROGRESS = [
     ["policy", "running"], ["policy", "ok"],
-    ["changing", "running"], ["changing", "ok"],
+    ...(mode === "sync" ? [] : [["changing", "running"], ["changing", "ok"]]),
     ["checking_incoming", "running"], ["checking_incoming", "ok"],
     ["checking_outgoing", "running"],
   ];
-  const FINISH = [["checking_outgoing", "ok"], ["saving", "running"], ["saving", "ok"]];
+  const FINISH = [
+    ["checking_outgoing", "ok"], ["saving", "running"], ["saving", "ok"],
+    ["sibling", "running"], ["sibling", "ok"],
+  ];
 
   const answers = {
     accounts: () => ({ accounts: structuredClone(ACCOUNTS) }),
@@ -158,15 +184,19 @@
         open = false;
       },
       postMessage(message) {
-        if (message?.cmd !== "change") {
+        if (message?.cmd !== "change" && message?.cmd !== "sync") {
           console.warn(`credsync-shim: port message ${message?.cmd} not handled`);
           return;
         }
         const events = state === "done" ? [...PROGRESS, ...FINISH] : PROGRESS;
-        events.forEach(([step, s], i) => send({ type: "progress", step, state: s }, 50 * (i + 1)));
+        events.forEach(([step, s], i) =>
+          send({ type: "progress", step, state: s, ...(step === "sibling" ? { accountId: "account4" } : {}) }, 50 * (i + 1))
+        );
         const last = 50 * (events.length + 1);
         if (state === "done") {
-          send({ type: "result", ok: true, result: { incoming: "modified", outgoing: "modified" } }, last);
+          const side = { outcome: "ok", detail: "" };
+          const siblings = [{ id: "account4", name: "Ufficio (POP3)", stored: true }];
+          send({ type: "result", ok: true, result: { changed: mode === "change", stored: true, incoming: side, outgoing: side, siblings } }, last);
         }
         setTimeout(ready, last + 50);
       },
@@ -175,6 +205,9 @@
 
   // The popup has loaded the accounts and looked for earlier changes.
   function afterInit() {
+    if (mode === "sync") {
+      document.getElementById("mode-sync").click();
+    }
     for (const [id, value] of Object.entries(PASSWORDS)) {
       const input = document.getElementById(id);
       input.value = value;

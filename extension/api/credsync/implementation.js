@@ -1,6 +1,8 @@
-// credsync Experiment, parent side: lists the mail accounts and writes their
-// saved logins. Works on Thunderbird 128, 140 and 153 by feature detection.
-// No password ever goes into an error message or the console.
+// credsync Experiment, parent side: lists the mail accounts, writes their
+// saved logins, and reports when Thunderbird saves a new password for one of
+// them (onLoginSaved). Works on Thunderbird 128, 140 and 153 by feature
+// detection. No password ever goes into an error message, the console or an
+// event.
 
 "use strict";
 
@@ -11,6 +13,11 @@ var { MailServices } = ChromeUtils.importESModule(
 // authMethod values a password can verify: unset, old, cleartext, any.
 const PASSWORD_AUTH = new Set([0, 2, 3, 9]);
 const AUTH_NONE = 1;
+
+// How long a password saved by Thunderbird stays available to propagate(),
+// and how long a write of storeLogins waits for its notification.
+const SAVED_KEEP_MS = 5 * 60 * 1000;
+const OWN_WRITE_MS = 60 * 1000;
 
 class CodedError extends Error {
   constructor(code, message) {
@@ -150,24 +157,103 @@ function passwordBag(password) {
   return bag;
 }
 
+// ---- own writes -----------------------------------------------------------
+//
+// Every login storeLogins writes (and every undo) is announced here first,
+// as origin + user name + SHA-256 of the password; the storage observer
+// consumes the announcement when the login manager reports the write, so
+// credsync never reacts to its own writes. An announcement that is never
+// consumed (a failed write) is withdrawn, or expires after OWN_WRITE_MS.
+
+const ownWrites = new Map(); // key -> [expiry, ...]
+
+function utf8(text) {
+  const bytes = [];
+  for (const ch of text) {
+    const c = ch.codePointAt(0);
+    if (c < 0x80) {
+      bytes.push(c);
+    } else if (c < 0x800) {
+      bytes.push(0xc0 | (c >> 6), 0x80 | (c & 63));
+    } else if (c < 0x10000) {
+      bytes.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
+    } else {
+      bytes.push(
+        0xf0 | (c >> 18),
+        0x80 | ((c >> 12) & 63),
+        0x80 | ((c >> 6) & 63),
+        0x80 | (c & 63)
+      );
+    }
+  }
+  return bytes;
+}
+
+function writeKey(origin, username, password) {
+  const hash = Cc["@mozilla.org/security/hash;1"].createInstance(
+    Ci.nsICryptoHash
+  );
+  hash.init(Ci.nsICryptoHash.SHA256);
+  const bytes = utf8(password);
+  hash.update(bytes, bytes.length);
+  return `${origin.toLowerCase()}\n${username}\n${hash.finish(true)}`;
+}
+
+function announceWrite(key) {
+  const now = Date.now();
+  const list = (ownWrites.get(key) ?? []).filter(t => t > now);
+  list.push(now + OWN_WRITE_MS);
+  ownWrites.set(key, list);
+}
+
+// Returns true (and forgets one announcement) if the write was ours.
+function consumeWrite(key) {
+  const now = Date.now();
+  const list = (ownWrites.get(key) ?? []).filter(t => t > now);
+  const ours = list.length > 0;
+  list.shift();
+  if (list.length) {
+    ownWrites.set(key, list);
+  } else {
+    ownWrites.delete(key);
+  }
+  return ours;
+}
+
+// Runs a login-manager write announced as ours.
+async function ownWrite(origin, username, password, write) {
+  const key = writeKey(origin, username, password);
+  announceWrite(key);
+  try {
+    return await write();
+  } catch (e) {
+    consumeWrite(key);
+    throw e;
+  }
+}
+
 // Writes one login; returns how to undo it.
 async function writeLogin(ep, password) {
+  const origin = loginOrigin(ep.protocol, ep.host);
   const existing = await findLogin(ep);
   if (existing) {
-    await loginStore.modify(existing, passwordBag(password));
     const oldPassword = existing.password;
+    await ownWrite(origin, ep.username, password, () =>
+      loginStore.modify(existing, passwordBag(password))
+    );
     return {
       action: "modified",
       undo: async () =>
-        loginStore.modify(await findLogin(ep), passwordBag(oldPassword)),
+        ownWrite(origin, ep.username, oldPassword, async () =>
+          loginStore.modify(await findLogin(ep), passwordBag(oldPassword))
+        ),
     };
   }
-  const origin = loginOrigin(ep.protocol, ep.host);
   const login = Cc["@mozilla.org/login-manager/loginInfo;1"].createInstance(
     Ci.nsILoginInfo
   );
   login.init(origin, null, origin, ep.username, password, "", "");
-  await loginStore.add(login);
+  await ownWrite(origin, ep.username, password, () => loginStore.add(login));
   return {
     action: "added",
     undo: async () => loginStore.remove(await findLogin(ep)),
@@ -309,6 +395,151 @@ async function storeLogins(accountId, sides, password) {
   return result;
 }
 
+// ---- passwords saved by Thunderbird -------------------------------------
+//
+// When Thunderbird's login store saves a new password (its prompt after
+// "remember", the Saved Passwords dialog, another add-on) for the incoming
+// or outgoing login of a password account, onLoginSaved fires with the
+// accounts and the side, never the password. The password is kept here, for
+// SAVED_KEEP_MS at most, keyed by side + host + user name (so an account
+// sharing the login finds it too), until propagate() hands it out for the
+// host's verification or forgetSaved() drops it.
+
+const saved = new Map(); // savedKey -> {password, expires}
+const savedListeners = new Set(); // fire objects of onLoginSaved
+
+function savedKey(side, ep) {
+  return `${side}\n${ep.host.toLowerCase()}\n${ep.username}`;
+}
+
+function takeSaved(side, ep) {
+  const key = savedKey(side, ep);
+  const entry = saved.get(key);
+  if (entry && entry.expires <= Date.now()) {
+    saved.delete(key);
+    return null;
+  }
+  return entry ?? null;
+}
+
+// The password accounts whose incoming or outgoing login is origin/username:
+// {side, accountIds, endpoint (of the first of them)}, or null. One login
+// serves one side only (imap:// and mailbox:// are incoming, smtp://
+// outgoing).
+function accountsUsingLogin(origin, username) {
+  const wanted = origin.toLowerCase();
+  const side = wanted.startsWith("smtp://") ? "outgoing" : "incoming";
+  const accountIds = [];
+  let endpoint = null;
+  for (const account of MailServices.accounts.accounts) {
+    const ep = (side === "incoming" ? incomingOf(account) : outgoingOf(account))?.endpoint;
+    if (
+      ep &&
+      PASSWORD_AUTH.has(ep.authMethod) &&
+      ep.username === username &&
+      loginOrigin(ep.protocol, ep.host).toLowerCase() === wanted
+    ) {
+      accountIds.push(account.key);
+      endpoint ??= ep;
+    }
+  }
+  return accountIds.length ? { side, accountIds, endpoint } : null;
+}
+
+// passwordmgr-storage-changed: addLogin (subject nsILoginInfo) or
+// modifyLogin (subject nsIArray [old, new]).
+function onStorageChanged(subject, topic, data) {
+  if (data !== "addLogin" && data !== "modifyLogin") {
+    return;
+  }
+  try {
+    let before = null;
+    let login;
+    if (data === "modifyLogin") {
+      const pair = subject.QueryInterface(Ci.nsIArray);
+      before = pair.queryElementAt(0, Ci.nsILoginInfo);
+      login = pair.queryElementAt(1, Ci.nsILoginInfo);
+    } else {
+      login = subject.QueryInterface(Ci.nsILoginInfo);
+    }
+    if (!login.origin || !login.password) {
+      return;
+    }
+    if (consumeWrite(writeKey(login.origin, login.username, login.password))) {
+      return; // storeLogins wrote it
+    }
+    if (
+      before &&
+      before.password === login.password &&
+      before.username === login.username &&
+      before.origin === login.origin
+    ) {
+      return; // same password: nothing to propagate
+    }
+    if (!savedListeners.size) {
+      return;
+    }
+    const match = accountsUsingLogin(login.origin, login.username);
+    if (!match) {
+      return;
+    }
+    saved.set(savedKey(match.side, match.endpoint), {
+      password: login.password,
+      expires: Date.now() + SAVED_KEEP_MS,
+    });
+    const change = { accountIds: match.accountIds, side: match.side };
+    for (const fire of savedListeners) {
+      fire.async(change);
+    }
+  } catch (e) {
+    console.error(`credsync: login observer: ${e.name || "error"}`);
+  }
+}
+
+/**
+ * What to verify so that the password Thunderbird saved for `side` also
+ * serves the rest of the account: the account with every server whose saved
+ * login does not hold that password yet (the other side; for an account
+ * sharing the login, possibly both), and the password, for the host's sync.
+ * null when nothing was saved for this account's side, the primary
+ * password is locked, or every login already holds it.
+ */
+async function propagate(accountId, side) {
+  const account = findAccount(accountId);
+  const ep = account[side]?.endpoint;
+  const entry = ep && takeSaved(side, ep);
+  if (!entry) {
+    return null;
+  }
+  await Services.logins.initializationPromise;
+  if (!Services.logins.isLoggedIn) {
+    return null; // never prompt from here
+  }
+  const result = { id: accountId, incoming: null, outgoing: null };
+  let needed = false;
+  for (const s of ["incoming", "outgoing"]) {
+    const endpoint = account[s]?.endpoint;
+    if (!endpoint || !PASSWORD_AUTH.has(endpoint.authMethod)) {
+      continue;
+    }
+    const login = await findLogin(endpoint);
+    if (login?.password !== entry.password) {
+      result[s] = endpoint;
+      needed = true;
+    }
+  }
+  return needed ? { account: result, password: entry.password } : null;
+}
+
+// Drops the password saved for this account's side, if it is still kept.
+async function forgetSaved(accountId, side) {
+  const account = findAccount(accountId);
+  const ep = account[side]?.endpoint;
+  if (ep) {
+    saved.delete(savedKey(side, ep));
+  }
+}
+
 // Every error reaches the add-on as an ExtensionError with a stable code
 // prefix; anything unexpected becomes store_failed / list_failed without
 // its message (which could in theory echo data).
@@ -328,12 +559,52 @@ function guard(fallbackCode, fn) {
   };
 }
 
-var credsync = class extends ExtensionCommon.ExtensionAPI {
-  getAPI() {
+const STORAGE_TOPIC = "passwordmgr-storage-changed";
+
+var credsync = class extends ExtensionCommon.ExtensionAPIPersistent {
+  constructor(extension) {
+    super(extension);
+    this.observer = { observe: onStorageChanged };
+    Services.obs.addObserver(this.observer, STORAGE_TOPIC);
+  }
+
+  onShutdown() {
+    Services.obs.removeObserver(this.observer, STORAGE_TOPIC);
+    saved.clear();
+    ownWrites.clear();
+    savedListeners.clear();
+  }
+
+  // A persistent event: a listener added by the background page survives
+  // the event page's suspension and wakes it.
+  PERSISTENT_EVENTS = {
+    onLoginSaved({ fire }) {
+      const listener = { async: change => fire.async(change) };
+      savedListeners.add(listener);
+      return {
+        unregister() {
+          savedListeners.delete(listener);
+        },
+        convert(newFire) {
+          fire = newFire;
+        },
+      };
+    },
+  };
+
+  getAPI(context) {
     return {
       credsync: {
         listAccounts: guard("list_failed", listAccounts),
         storeLogins: guard("store_failed", storeLogins),
+        propagate: guard("store_failed", propagate),
+        forgetSaved: guard("store_failed", forgetSaved),
+        onLoginSaved: new ExtensionCommon.EventManager({
+          context,
+          module: "credsync",
+          event: "onLoginSaved",
+          extensionApi: this,
+        }).api(),
       },
     };
   }

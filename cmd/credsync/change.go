@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/credsync/credsync/internal/endpoint"
+	"github.com/credsync/credsync/internal/flow"
+	"github.com/credsync/credsync/internal/policy"
+	"github.com/credsync/credsync/internal/provider"
+	"github.com/credsync/credsync/internal/verify"
+)
+
+// exitChangedUnverified: the provider has, or may have, the new password,
+// but it was not verified on both servers.
+const exitChangedUnverified = 5
+
+const changeUsage = `Usage: credsync change --incoming URL --outgoing URL --backend NAME [--backend-url URL]
+                       [--password-stdin] [--ca-file FILE] [--timeout DURATION]
+                       [--min-strength N] [--breach-check [--breach-url URL]]
+
+Changes the mail password at the provider with the back-end NAME ("credsync
+backends" lists them), then logs in once to each server with the new
+password, and prints each step:
+
+  policy: ok
+  changing: ok
+  checking_incoming: ok
+  checking_outgoing: ok
+  strength: 3 of 4; breach check: off
+  done: the new password is changed and verified
+
+Nothing is sent before the new password passes the rules: the universal
+ones, the back-end's (Aruba PEC: 8-256 characters, upper and lower case, a
+digit, one of !#$%&()*+,./-:;=?[]_{|}\@), and the optional --min-strength
+(zxcvbn score 0-4) and --breach-check (asks the Pwned Passwords range API
+with the first 5 hex digits of the password's SHA-1, nothing more).
+Nothing is ever retried. Thunderbird is not updated: afterwards, use the
+credsync extension's "I already changed it", or "credsync sync" while
+Thunderbird runs.
+
+URLs as for "credsync verify" (imaps://user%40example.org@host, smtp://…);
+the back-end changes the password of the incoming server's user (of the
+outgoing one if there is no --incoming).
+
+Passwords are read from the terminal without echo (current, new, new
+again), or with --password-stdin from standard input: line 1 the current
+password, line 2 the new one. Never from arguments or the environment.
+
+Exit status: 0 changed and both servers accept the new password; 1 not
+changed, the current password still applies; 2 bad arguments or input, or
+the new password breaks a rule (nothing was sent); 5 the provider has, or
+may have, the new password but it was not verified: do not run this again,
+check with "credsync verify".
+
+Options:
+`
+
+func runChange(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, secret secretReader) int {
+	flags := flag.NewFlagSet("change", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	flags.Usage = func() { fmt.Fprint(stderr, changeUsage); flags.PrintDefaults() }
+	incoming := flags.String("incoming", "", "incoming server `URL` (imaps://, imap://, pop3s://, pop3://, …)")
+	outgoing := flags.String("outgoing", "", "outgoing server `URL` (smtps://, smtp://, smtp+insecure://)")
+	backendName := flags.String("backend", "", "the back-end `NAME` that changes the password (see \"credsync backends\")")
+	backendURL := flags.String("backend-url", "", "the back-end's `URL`, when it needs one or is not the default")
+	fromStdin := flags.Bool("password-stdin", false, "read the current password (line 1) and the new one (line 2) from standard input")
+	caFile := flags.String("ca-file", "", "also trust the CA certificates in this PEM `FILE`")
+	timeout := flags.Duration("timeout", 60*time.Second, "give up on the provider, and on each server, after this `DURATION`")
+	minStrength := flags.Int("min-strength", 0, "refuse new passwords whose strength score (0-4) is below `N`")
+	breachCheck := flags.Bool("breach-check", false, "refuse new passwords found in known breaches (asks the range API with 5 hex digits of the SHA-1)")
+	breachURL := flags.String("breach-url", policy.DefaultBreachURL, "the range API's base `URL`")
+	if err := flags.Parse(args); err != nil {
+		return exitUsage
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "credsync change: "+format+"\n", a...)
+		return exitUsage
+	}
+	if flags.NArg() > 0 {
+		// Not echoed: it may be a password typed in the wrong place.
+		return fail("unexpected argument after the options (a password is never taken from the command line)")
+	}
+	if *incoming == "" && *outgoing == "" {
+		return fail("give --incoming, --outgoing or both")
+	}
+	if *timeout <= 0 {
+		return fail("--timeout must be positive")
+	}
+	if *minStrength < 0 || *minStrength > policy.MaxScore {
+		return fail("--min-strength must be 0-4")
+	}
+	in, err := parseEndpoint(*incoming, "--incoming", endpoint.IMAP, endpoint.POP3)
+	if err != nil {
+		return fail("%v", err)
+	}
+	out, err := parseEndpoint(*outgoing, "--outgoing", endpoint.SMTP)
+	if err != nil {
+		return fail("%v", err)
+	}
+	backend, known := provider.Lookup(*backendName)
+	if !known {
+		return fail("%s", backendHint(*backendName, in, out))
+	}
+	if backend.Info().NeedsURL && *backendURL == "" {
+		return fail("the %s back-end needs --backend-url", *backendName)
+	}
+	trust, err := loadTrust(*caFile)
+	if err != nil {
+		return fail("%v", err)
+	}
+	prompts := []string{"Current password: ", "New password: "}
+	if !*fromStdin {
+		prompts = append(prompts, "New password again: ")
+	}
+	passwords, err := readPasswords(stdin, *fromStdin, secret, prompts...)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if len(passwords) == 3 {
+		if v := policy.Confirm(passwords[1], passwords[2]); v != nil {
+			fmt.Fprintf(stdout, "policy: failed: %s: %s\n", v.Rule, v.Message)
+			return exitUsage
+		}
+	}
+
+	engine := &flow.Engine{Trust: trust, VerifyTimeout: *timeout, Policy: policy.Options{MinStrength: *minStrength}}
+	if *breachCheck {
+		engine.Policy.Breach = &policy.Breach{BaseURL: *breachURL, Client: &http.Client{
+			Timeout:   *timeout,
+			Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: breachTLS(trust)},
+		}}
+	}
+	var mu sync.Mutex
+	progress := func(step flow.Step, state flow.State) {
+		if state == flow.Running {
+			return
+		}
+		mu.Lock()
+		fmt.Fprintf(stdout, "%s: %s\n", step, state)
+		mu.Unlock()
+	}
+	res, err := engine.Change(ctx, flow.Change{
+		Account:    flow.Account{ID: "command-line", Incoming: in, Outgoing: out},
+		Backend:    timedBackend{Backend: backend, timeout: *timeout},
+		BackendURL: *backendURL,
+		Current:    passwords[0],
+		New:        passwords[1],
+	}, progress)
+	return reportChange(stdout, res, err)
+}
+
+// reportChange prints the flow's outcome and returns the exit status.
+func reportChange(stdout io.Writer, res flow.Result, err error) int {
+	if res.Policy.Breach != "" {
+		line := fmt.Sprintf("strength: %d of %d; breach check: %s", res.Policy.Strength, policy.MaxScore, strings.ReplaceAll(res.Policy.Breach, "_", " "))
+		if res.Policy.Strength < 0 {
+			line = "strength: not estimated; breach check: " + strings.ReplaceAll(res.Policy.Breach, "_", " ")
+		}
+		if res.Policy.BreachError != "" {
+			line += " (" + printable(res.Policy.BreachError) + ")"
+		}
+		fmt.Fprintln(stdout, line)
+	}
+	if err == nil {
+		fmt.Fprintln(stdout, "done: the new password is changed and verified; Thunderbird still has the old one: use the credsync extension's \"I already changed it\", or \"credsync sync\" while Thunderbird runs")
+		return exitOK
+	}
+	var fe *flow.Error
+	if !errors.As(err, &fe) {
+		fmt.Fprintf(stdout, "error: %s\n", printable(err.Error()))
+		return exitFailed
+	}
+	line := "error: " + string(fe.Code)
+	if fe.Rule != "" {
+		line += " (" + fe.Rule + ")"
+	}
+	fmt.Fprintln(stdout, line+": "+printable(fe.Message))
+	if fe.Incoming != nil && fe.Incoming.Outcome != "" {
+		fmt.Fprintf(stdout, "incoming: %s%s\n", fe.Incoming.Outcome, detailSuffix(fe.Incoming.Detail))
+	}
+	if fe.Outgoing != nil && fe.Outgoing.Outcome != "" {
+		fmt.Fprintf(stdout, "outgoing: %s%s\n", fe.Outgoing.Outcome, detailSuffix(fe.Outgoing.Detail))
+	}
+	switch {
+	case fe.Code == flow.PolicyViolation:
+		return exitUsage
+	case fe.Changed || fe.Code == flow.OutcomeUnknown:
+		fmt.Fprintln(stdout, "the provider has, or may have, the new password: do not run this again; check it with \"credsync verify\"")
+		return exitChangedUnverified
+	}
+	return exitFailed
+}
+
+func detailSuffix(detail string) string {
+	if detail == "" {
+		return ""
+	}
+	return ": " + printable(detail)
+}
+
+// breachTLS verifies the range API like the servers: system roots plus
+// --ca-file.
+func breachTLS(trust verify.Trust) *tls.Config {
+	return &tls.Config{RootCAs: trust.Roots, MinVersion: tls.VersionTLS12}
+}
+
+// timedBackend bounds one back-end's change with the command's timeout.
+type timedBackend struct {
+	provider.Backend
+	timeout time.Duration
+}
+
+func (b timedBackend) Change(ctx context.Context, r provider.Request) error {
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	return b.Backend.Change(ctx, r)
+}
+
+// backendHint explains a missing or unknown --backend, suggesting the one
+// the server's name implies.
+func backendHint(name string, eps ...*endpoint.Endpoint) string {
+	var names []string
+	for _, info := range provider.All() {
+		names = append(names, info.Name)
+	}
+	sort.Strings(names)
+	msg := "give --backend NAME, one of: " + strings.Join(names, ", ")
+	if name != "" {
+		msg = fmt.Sprintf("no back-end is called %q; %s", printable(name), msg[len("give "):])
+	}
+	for _, ep := range eps {
+		if ep == nil {
+			continue
+		}
+		if guess, ok := provider.Detect(ep.Host); ok {
+			return msg + fmt.Sprintf(" (%s is served by %q)", ep.Host, guess)
+		}
+	}
+	return msg
+}

@@ -1,0 +1,152 @@
+package provider
+
+import (
+	"bytes"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+
+	"github.com/credsync/credsync/internal/policy"
+)
+
+// detectSuffixes map server host-name suffixes to the only back-end that
+// can serve them. Only unambiguous cases belong here:
+//
+//   - *.pec.aruba.it and *.arubapec.it are Aruba PEC's own servers
+//     (imaps.pec.aruba.it, smtps.pec.aruba.it, pop3s.pec.aruba.it); every
+//     mailbox they serve, including PEC boxes under a customer's own
+//     domain, is managed at gestionemail.pec.it → aruba.
+//   - Not *.aruba.it in general: Aruba's ordinary (non-PEC) mail is
+//     managed elsewhere (webmail.aruba.it), which the aruba back-end does
+//     not speak.
+//   - Zimbra, cPanel, DirectAdmin, poppassd, Roundcube and LDAP run under
+//     any host name ("mail.example.org"): no host tells them apart, so
+//     Detect answers nothing and the user picks.
+var detectSuffixes = []struct{ suffix, backend string }{
+	{".pec.aruba.it", "aruba"},
+	{".arubapec.it", "aruba"},
+}
+
+// Detect names the back-end that a mail server's host name implies, when
+// only one can apply (see detectSuffixes); ok is false otherwise.
+func Detect(host string) (name string, ok bool) {
+	h := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(host), "."))
+	for _, d := range detectSuffixes {
+		if strings.HasSuffix(h, d.suffix) && len(h) > len(d.suffix) {
+			if _, known := backends[d.backend]; known {
+				return d.backend, true
+			}
+		}
+	}
+	return "", false
+}
+
+// refusalKinds map words of a provider's refusal (English and Italian) to
+// the kinds that are more precise than Rejected.
+var refusalKinds = []struct {
+	kind  Kind
+	words []string
+}{
+	{RecentlyUsed, []string{"recently used", "already used", "been used before", "used previously", "password history", "in history", "già utilizzata", "già stata utilizzata", "già usata", "utilizzata di recente", "utilizzata in precedenza", "usata in precedenza"}},
+	{TooRecent, []string{"too soon", "can't be changed yet", "cannot be changed yet", "minimum password age", "changed too recently", "troppo presto", "troppo recente", "non può essere ancora", "non è ancora possibile"}},
+	{Locked, []string{"locked", "bloccat", "disabled", "disabilitat", "sospes", "suspended"}},
+}
+
+// refusal builds the error for a provider's refusal of the new password:
+// RecentlyUsed, TooRecent or Locked when its words say so, else Rejected
+// with the rule its words name. text is the provider's message; it is
+// scrubbed of secrets before it goes into the error.
+func refusal(text string, secrets ...string) *Error {
+	detail := scrubText(text, secrets...)
+	norm := policy.NormalizeText(detail) // classify what is left after scrubbing: a password's own words must not count
+	for _, k := range refusalKinds {
+		for _, w := range k.words {
+			if strings.Contains(norm, w) {
+				return &Error{Kind: k.kind, Detail: detail}
+			}
+		}
+	}
+	return &Error{Kind: Rejected, Detail: detail, Rule: policy.RuleFromMessage(detail)}
+}
+
+// Words that, together, say the current password was wrong: one naming
+// it and one negative ("La password attuale non è corretta", "Your old
+// password is incorrect"). "Deve essere diversa da quella attuale" names it
+// without a negative and stays a refusal of the new one.
+var (
+	currentWords  = []string{"attuale", "vecchia", "corrente", "current", "old password", "existing password", "old pass"}
+	negativeWords = []string{"errat", "non è corrett", "non corrett", "non valid", "non è valid", "sbagliat", "non corrispond", "incorrect", "wrong", "invalid", "does not match", "doesn't match", "not correct"}
+)
+
+// saysWrongCurrent reports whether a provider's message blames the
+// current password.
+func saysWrongCurrent(text string) bool {
+	norm := policy.NormalizeText(text)
+	return containsAny(norm, currentWords) && containsAny(norm, negativeWords)
+}
+
+func containsAny(text string, words []string) bool {
+	for _, w := range words {
+		if strings.Contains(text, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// htmlVisibleText is the text of an HTML page as shown, normalised
+// (policy.NormalizeText), at most about 4 KiB.
+func htmlVisibleText(body []byte) string {
+	var b strings.Builder
+	z := html.NewTokenizer(bytes.NewReader(body))
+	skip := false
+	for b.Len() < 4096 {
+		switch z.Next() {
+		case html.ErrorToken:
+			return policy.NormalizeText(b.String())
+		case html.StartTagToken:
+			name, _ := z.TagName()
+			a := atom.Lookup(name)
+			skip = a == atom.Script || a == atom.Style
+		case html.EndTagToken:
+			skip = false
+		case html.TextToken:
+			if !skip {
+				b.Write(z.Text())
+				b.WriteByte(' ')
+			}
+		}
+	}
+	return policy.NormalizeText(b.String())
+}
+
+// maxDetail bounds the provider text kept in an error.
+const maxDetail = 300
+
+// scrubText makes a provider's text safe for an error message: secrets
+// replaced by "***", control characters by spaces, at most maxDetail bytes.
+func scrubText(text string, secrets ...string) string {
+	for _, s := range secrets {
+		if len(s) >= 2 {
+			text = strings.ReplaceAll(text, s, "***")
+		}
+	}
+	text = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(text, " "))
+	text = strings.Join(strings.Fields(text), " ")
+	if len(text) > maxDetail {
+		cut := maxDetail
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "…"
+	}
+	return text
+}

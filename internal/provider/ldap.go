@@ -1,0 +1,334 @@
+package provider
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// ldapBackend changes a password with the LDAP Password Modify extended
+// operation (RFC 3062), as the user: it binds with the user's DN and the
+// current password, then sends the exop with the current and the new
+// password. OpenLDAP and most directories implement it; Active Directory and
+// Samba AD do not.
+//
+// Request.URL is ldap://HOST[:PORT]/BIND-DN-TEMPLATE (StartTLS, required;
+// port 389 by default) or ldaps://HOST[:PORT]/BIND-DN-TEMPLATE (implicit
+// TLS; port 636). There is no plaintext mode: credentials go only over a
+// verified TLS connection. The template after the first slash is the bind DN
+// as written (not percent-decoded), with
+//
+//	%u  the whole user name (bob@example.org)
+//	%n  its local part, before the last @ (bob)
+//	%d  its domain, after the last @ (example.org; empty without @)
+//	%%  a literal %
+//
+// each value escaped for a DN (RFC 4514). Example:
+//
+//	ldap://ldap.example.org/uid=%n,ou=people,dc=example,dc=org
+//
+// No search: the DN must follow from the user name, as with Dovecot's
+// auth_bind_userdn or Roundcube's password_ldap_userDN_mask.
+type ldapBackend struct{}
+
+func (ldapBackend) Info() Info {
+	return Info{
+		Name:         "ldap",
+		Description:  "LDAP directory (RFC 3062 Password Modify, e.g. OpenLDAP); URL ldap[s]://host/uid=%n,ou=people,dc=example,dc=org",
+		NeedsURL:     true,
+		NeedsCurrent: true,
+	}
+}
+
+// ldapTimeout bounds a change when the context has no deadline.
+const ldapTimeout = 60 * time.Second
+
+func (ldapBackend) Change(ctx context.Context, r Request) error {
+	t, err := parseLDAPURL(r.URL)
+	if err != nil {
+		return &Error{Kind: Unreachable, Detail: "ldap: " + err.Error()}
+	}
+	dn, err := t.bindDN(r.Username)
+	if err != nil {
+		return &Error{Kind: Unreachable, Detail: "ldap: " + err.Error()}
+	}
+	if r.Current == "" {
+		// go-ldap refuses it anyway: an empty password is an unauthenticated bind.
+		return &Error{Kind: WrongCurrent, Detail: "ldap: the current password is empty"}
+	}
+	if r.New == "" {
+		return &Error{Kind: Rejected, Detail: "ldap: the new password is empty"}
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, ldapTimeout)
+		defer cancel()
+	}
+	secrets := []string{r.Current, r.New}
+
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", t.addr)
+	if err != nil {
+		return &Error{Kind: Unreachable, Detail: "ldap: cannot connect to " + t.addr, Err: err}
+	}
+	tracked := &writeTracker{Conn: raw}
+	// Cancelling ctx closes the socket, which ends any blocked read, write or
+	// handshake inside go-ldap.
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+	defer raw.Close()
+
+	cfg := &tls.Config{ServerName: t.host, RootCAs: r.Roots, MinVersion: tls.VersionTLS12}
+	var conn *ldap.Conn
+	if t.implicitTLS {
+		tc := tls.Client(tracked, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return &Error{Kind: Unreachable, Detail: "ldap: TLS handshake with " + t.addr + " failed", Err: err}
+		}
+		conn = ldap.NewConn(tc, true)
+	} else {
+		conn = ldap.NewConn(tracked, false)
+	}
+	conn.Start()
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		// A little longer than ctx: its expiry closes the socket (above),
+		// so the error says which deadline passed.
+		conn.SetTimeout(time.Until(dl) + time.Second)
+	}
+	if !t.implicitTLS {
+		if err := conn.StartTLS(cfg); err != nil {
+			return &Error{Kind: Unreachable, Detail: "ldap: StartTLS with " + t.addr + " failed (credentials are never sent without TLS)", Err: ctxErr(ctx, err)}
+		}
+	}
+	if st, ok := conn.TLSConnectionState(); !ok || !st.HandshakeComplete {
+		return &Error{Kind: Unreachable, Detail: "ldap: the connection is not encrypted"}
+	}
+
+	if err := conn.Bind(dn, r.Current); err != nil {
+		return ldapBindError(ctxErr(ctx, err), dn, secrets)
+	}
+	tracked.arm()
+	_, err = conn.PasswordModify(ldap.NewPasswordModifyRequest("", r.Current, r.New))
+	if err != nil {
+		return ldapExopError(ctxErr(ctx, err), tracked.wroteArmed(), secrets)
+	}
+	return nil
+}
+
+// ldapBindError maps a failed bind: nothing has been changed yet.
+func ldapBindError(err error, dn string, secrets []string) error {
+	code, msg, server := ldapResult(err)
+	switch {
+	case !server:
+		return &Error{Kind: Unreachable, Detail: "ldap: bind as " + dn + " failed", Err: redactErr(err, secrets)}
+	case code == ldap.LDAPResultInvalidCredentials:
+		return &Error{Kind: WrongCurrent, Detail: "ldap: the directory refused the current password for " + dn + describe(msg, secrets)}
+	}
+	return &Error{Kind: Rejected, Detail: "ldap: the directory refused the bind as " + dn + ": " + ldapResultText(code) + describe(msg, secrets)}
+}
+
+// ldapExopError maps a failed Password Modify. sent reports whether any byte
+// of the request was written: a network failure after that may have come
+// after the directory applied the change.
+func ldapExopError(err error, sent bool, secrets []string) error {
+	code, msg, server := ldapResult(err)
+	switch {
+	case !server && sent:
+		return &Error{Kind: OutcomeUnknown, Detail: "ldap: the connection failed after the password change was sent", Err: redactErr(err, secrets)}
+	case !server:
+		return &Error{Kind: Unreachable, Detail: "ldap: the password change could not be sent", Err: redactErr(err, secrets)}
+	case code == ldap.LDAPResultInvalidCredentials,
+		// OpenLDAP: "unwilling to verify old password".
+		code == ldap.LDAPResultUnwillingToPerform && strings.Contains(strings.ToLower(msg), "old password"):
+		return &Error{Kind: WrongCurrent, Detail: "ldap: the directory refused the current password" + describe(msg, secrets)}
+	case code == ldap.LDAPResultConstraintViolation:
+		// Policy: length, quality, history, minimum age (ppolicy).
+		return &Error{Kind: Rejected, Detail: "ldap: the directory refused the new password" + describe(msg, secrets)}
+	case code == ldap.LDAPResultBusy || code == ldap.LDAPResultUnavailable:
+		return &Error{Kind: Unreachable, Detail: "ldap: the directory is " + ldapResultText(code) + describe(msg, secrets)}
+	}
+	return &Error{Kind: Rejected, Detail: "ldap: the directory refused the password change: " + ldapResultText(code) + describe(msg, secrets)}
+}
+
+// ldapResult splits err into the server's result code and diagnostic
+// message; server is false when err is not a result sent by the server
+// (network, timeout, unparsable response: go-ldap's codes from 200 on).
+func ldapResult(err error) (code uint16, msg string, server bool) {
+	var le *ldap.Error
+	if !errors.As(err, &le) || le.ResultCode >= ldap.ErrorNetwork {
+		return 0, "", false
+	}
+	if le.Err != nil {
+		msg = le.Err.Error()
+	}
+	return le.ResultCode, msg, true
+}
+
+func ldapResultText(code uint16) string {
+	if s, ok := ldap.LDAPResultCodeMap[code]; ok {
+		return fmt.Sprintf("%s (%d)", s, code)
+	}
+	return fmt.Sprintf("result %d", code)
+}
+
+// describe is ": msg" on one line without secrets, or "" for no message.
+func describe(msg string, secrets []string) string {
+	msg = strings.Join(strings.Fields(redact(msg, secrets)), " ")
+	if msg == "" {
+		return ""
+	}
+	return ": " + msg
+}
+
+// redact masks every secret in s.
+func redact(s string, secrets []string) string {
+	for _, p := range secrets {
+		if p != "" && strings.Contains(s, p) {
+			s = strings.ReplaceAll(s, p, "***")
+		}
+	}
+	return s
+}
+
+// redactErr keeps err unless its text carries a secret.
+func redactErr(err error, secrets []string) error {
+	if err == nil {
+		return nil
+	}
+	if s := err.Error(); redact(s, secrets) != s {
+		return errors.New(redact(s, secrets))
+	}
+	return err
+}
+
+// ctxErr prefers the context's error: go-ldap reports a socket closed by
+// cancellation as a bare network error.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return errors.Join(ctx.Err(), err)
+	}
+	return err
+}
+
+// ldapTarget is a parsed back-end URL.
+type ldapTarget struct {
+	host        string // for TLS verification
+	addr        string // host:port
+	implicitTLS bool
+	dnTemplate  string
+}
+
+func parseLDAPURL(raw string) (ldapTarget, error) {
+	if raw == "" {
+		return ldapTarget{}, errors.New("no URL (ldap://host/DN-TEMPLATE or ldaps://host/DN-TEMPLATE)")
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return ldapTarget{}, errors.New("the URL must start with ldap:// or ldaps://")
+	}
+	var t ldapTarget
+	port := "389"
+	switch strings.ToLower(scheme) {
+	case "ldap":
+	case "ldaps":
+		t.implicitTLS, port = true, "636"
+	default:
+		return ldapTarget{}, fmt.Errorf("unsupported scheme %q (use ldap:// with StartTLS or ldaps://)", scheme)
+	}
+	hostport, tmpl, _ := strings.Cut(rest, "/")
+	u, err := url.Parse("ldap://" + hostport)
+	if err != nil || u.User != nil || u.Host == "" || u.Hostname() == "" || u.Path != "" || u.RawQuery != "" {
+		return ldapTarget{}, fmt.Errorf("bad host %q", hostport)
+	}
+	if p := u.Port(); p != "" {
+		port = p
+	}
+	t.host = u.Hostname()
+	t.addr = net.JoinHostPort(t.host, port)
+	if tmpl == "" {
+		return ldapTarget{}, errors.New("the URL has no bind DN after the host (e.g. ldap://host/uid=%n,ou=people,dc=example,dc=org)")
+	}
+	if strings.ContainsAny(tmpl, "?#\x00\r\n") {
+		return ldapTarget{}, errors.New("the bind DN must not contain ?, # or control characters (LDAP URL attributes, scope and filters are not supported)")
+	}
+	if err := checkTemplate(tmpl); err != nil {
+		return ldapTarget{}, err
+	}
+	t.dnTemplate = tmpl
+	return t, nil
+}
+
+func checkTemplate(tmpl string) error {
+	for i := 0; i < len(tmpl); i++ {
+		if tmpl[i] != '%' {
+			continue
+		}
+		if i+1 == len(tmpl) || !strings.ContainsRune("und%", rune(tmpl[i+1])) {
+			return errors.New("the bind DN template knows only %u, %n, %d and %%")
+		}
+		i++
+	}
+	return nil
+}
+
+// bindDN fills the template with the user name, escaped for a DN.
+func (t ldapTarget) bindDN(user string) (string, error) {
+	if user == "" {
+		return "", errors.New("no user name")
+	}
+	local, domain := user, ""
+	if i := strings.LastIndexByte(user, '@'); i >= 0 {
+		local, domain = user[:i], user[i+1:]
+	}
+	var b strings.Builder
+	for i := 0; i < len(t.dnTemplate); i++ {
+		c := t.dnTemplate[i]
+		if c != '%' || i+1 == len(t.dnTemplate) {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		switch t.dnTemplate[i] {
+		case 'u':
+			b.WriteString(ldap.EscapeDN(user))
+		case 'n':
+			b.WriteString(ldap.EscapeDN(local))
+		case 'd':
+			b.WriteString(ldap.EscapeDN(domain))
+		default:
+			b.WriteByte(t.dnTemplate[i])
+		}
+	}
+	if _, err := ldap.ParseDN(b.String()); err != nil {
+		return "", fmt.Errorf("the bind DN %q is not a valid DN: %w", b.String(), err)
+	}
+	return b.String(), nil
+}
+
+// writeTracker records whether anything was written to the socket after
+// arm: once the Password Modify request may have left, a lost connection
+// leaves the outcome unknown.
+type writeTracker struct {
+	net.Conn
+	armed, wrote atomic.Bool
+}
+
+func (c *writeTracker) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if n > 0 && c.armed.Load() {
+		c.wrote.Store(true)
+	}
+	return n, err
+}
+
+func (c *writeTracker) arm()             { c.armed.Store(true) }
+func (c *writeTracker) wroteArmed() bool { return c.wrote.Load() }
