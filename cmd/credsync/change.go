@@ -69,13 +69,10 @@ func runChange(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	flags := flag.NewFlagSet("change", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	flags.Usage = func() { fmt.Fprint(stderr, changeUsage); flags.PrintDefaults() }
-	incoming := flags.String("incoming", "", "incoming server `URL` (imaps://, imap://, pop3s://, pop3://, …)")
-	outgoing := flags.String("outgoing", "", "outgoing server `URL` (smtps://, smtp://, smtp+insecure://)")
+	servers := addServerFlags(flags, "read the current password (line 1) and the new one (line 2) from standard input",
+		60*time.Second, "give up on the provider, and on each server, after this `DURATION`")
 	backendName := flags.String("backend", "", "the back-end `NAME` that changes the password (see \"credsync backends\")")
 	backendURL := flags.String("backend-url", "", "the back-end's `URL`, when it needs one or is not the default")
-	fromStdin := flags.Bool("password-stdin", false, "read the current password (line 1) and the new one (line 2) from standard input")
-	caFile := flags.String("ca-file", "", "also trust the CA certificates in this PEM `FILE`")
-	timeout := flags.Duration("timeout", 60*time.Second, "give up on the provider, and on each server, after this `DURATION`")
 	minStrength := flags.Int("min-strength", 0, "refuse new passwords whose strength score (0-4) is below `N`")
 	breachCheck := flags.Bool("breach-check", false, "refuse new passwords found in known breaches (asks the range API with 5 hex digits of the SHA-1)")
 	breachURL := flags.String("breach-url", policy.DefaultBreachURL, "the range API's base `URL`")
@@ -86,26 +83,12 @@ func runChange(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stderr, "credsync change: "+format+"\n", a...)
 		return exitUsage
 	}
-	if flags.NArg() > 0 {
-		// Not echoed: it may be a password typed in the wrong place.
-		return fail("unexpected argument after the options (a password is never taken from the command line)")
-	}
-	if *incoming == "" && *outgoing == "" {
-		return fail("give --incoming, --outgoing or both")
-	}
-	if *timeout <= 0 {
-		return fail("--timeout must be positive")
+	in, out, trust, err := servers.parse(flags)
+	if err != nil {
+		return fail("%v", err)
 	}
 	if *minStrength < 0 || *minStrength > policy.MaxScore {
 		return fail("--min-strength must be 0-4")
-	}
-	in, err := parseEndpoint(*incoming, "--incoming", endpoint.IMAP, endpoint.POP3)
-	if err != nil {
-		return fail("%v", err)
-	}
-	out, err := parseEndpoint(*outgoing, "--outgoing", endpoint.SMTP)
-	if err != nil {
-		return fail("%v", err)
 	}
 	backend, known := provider.Lookup(*backendName)
 	if !known {
@@ -114,15 +97,11 @@ func runChange(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if backend.Info().NeedsURL && *backendURL == "" {
 		return fail("the %s back-end needs --backend-url", *backendName)
 	}
-	trust, err := loadTrust(*caFile)
-	if err != nil {
-		return fail("%v", err)
-	}
 	prompts := []string{"Current password: ", "New password: "}
-	if !*fromStdin {
+	if !*servers.fromStdin {
 		prompts = append(prompts, "New password again: ")
 	}
-	passwords, err := readPasswords(stdin, *fromStdin, secret, prompts...)
+	passwords, err := readPasswords(stdin, *servers.fromStdin, secret, prompts...)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -133,10 +112,10 @@ func runChange(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 	}
 
-	engine := &flow.Engine{Trust: trust, VerifyTimeout: *timeout, Policy: policy.Options{MinStrength: *minStrength}}
+	engine := &flow.Engine{Trust: trust, VerifyTimeout: *servers.timeout, Policy: policy.Options{MinStrength: *minStrength}}
 	if *breachCheck {
 		engine.Policy.Breach = &policy.Breach{BaseURL: *breachURL, Client: &http.Client{
-			Timeout:   *timeout,
+			Timeout:   *servers.timeout,
 			Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: breachTLS(trust)},
 		}}
 	}
@@ -151,7 +130,7 @@ func runChange(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	res, err := engine.Change(ctx, flow.Change{
 		Account:    flow.Account{ID: "command-line", Incoming: in, Outgoing: out},
-		Backend:    timedBackend{Backend: backend, timeout: *timeout},
+		Backend:    timedBackend{Backend: backend, timeout: *servers.timeout},
 		BackendURL: *backendURL,
 		Current:    passwords[0],
 		New:        passwords[1],

@@ -39,11 +39,7 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	flags := flag.NewFlagSet("verify", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	flags.Usage = func() { fmt.Fprint(stderr, verifyUsage); flags.PrintDefaults() }
-	incoming := flags.String("incoming", "", "incoming server `URL` (imaps://, imap://, pop3s://, pop3://, …)")
-	outgoing := flags.String("outgoing", "", "outgoing server `URL` (smtps://, smtp://, smtp+insecure://)")
-	fromStdin := flags.Bool("password-stdin", false, "read the password from the first line of standard input")
-	caFile := flags.String("ca-file", "", "also trust the CA certificates in this PEM `FILE`")
-	timeout := flags.Duration("timeout", 30*time.Second, "give up on a server after this `DURATION`")
+	servers := addServerFlags(flags, "read the password from the first line of standard input", 30*time.Second, "give up on a server after this `DURATION`")
 	if err := flags.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -51,34 +47,16 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintf(stderr, "credsync verify: "+format+"\n", a...)
 		return exitUsage
 	}
-	if flags.NArg() > 0 {
-		// Not echoed: it may be a password typed in the wrong place.
-		return fail("unexpected argument after the options (a password is never taken from the command line)")
-	}
-	if *incoming == "" && *outgoing == "" {
-		return fail("give --incoming, --outgoing or both")
-	}
-	if *timeout <= 0 {
-		return fail("--timeout must be positive")
-	}
-	in, err := parseEndpoint(*incoming, "--incoming", endpoint.IMAP, endpoint.POP3)
+	in, out, trust, err := servers.parse(flags)
 	if err != nil {
 		return fail("%v", err)
 	}
-	out, err := parseEndpoint(*outgoing, "--outgoing", endpoint.SMTP)
-	if err != nil {
-		return fail("%v", err)
-	}
-	trust, err := loadTrust(*caFile)
-	if err != nil {
-		return fail("%v", err)
-	}
-	passwords, err := readPasswords(stdin, *fromStdin, secret, "Password: ")
+	passwords, err := readPasswords(stdin, *servers.fromStdin, secret, "Password: ")
 	if err != nil {
 		return fail("%v", err)
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, *servers.timeout)
 	defer cancel()
 	inResult, outResult := verify.Both(ctx, in, out, passwords[0], trust)
 	code := exitOK
@@ -100,6 +78,45 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintln(stdout, line)
 	}
 	return code
+}
+
+// serverFlags are the options `verify` and `change` share: the two
+// servers, where the password comes from, trust and a deadline.
+type serverFlags struct {
+	incoming, outgoing, caFile *string
+	fromStdin                  *bool
+	timeout                    *time.Duration
+}
+
+func addServerFlags(flags *flag.FlagSet, stdinUsage string, timeout time.Duration, timeoutUsage string) serverFlags {
+	return serverFlags{
+		incoming:  flags.String("incoming", "", "incoming server `URL` (imaps://, imap://, pop3s://, pop3://, …)"),
+		outgoing:  flags.String("outgoing", "", "outgoing server `URL` (smtps://, smtp://, smtp+insecure://)"),
+		fromStdin: flags.Bool("password-stdin", false, stdinUsage),
+		caFile:    flags.String("ca-file", "", "also trust the CA certificates in this PEM `FILE`"),
+		timeout:   flags.Duration("timeout", timeout, timeoutUsage),
+	}
+}
+
+// parse checks the parsed flags and reads the servers and the trust.
+func (f serverFlags) parse(flags *flag.FlagSet) (in, out *endpoint.Endpoint, trust verify.Trust, err error) {
+	switch {
+	case flags.NArg() > 0:
+		// Not echoed: it may be a password typed in the wrong place.
+		return nil, nil, trust, errors.New("unexpected argument after the options (a password is never taken from the command line)")
+	case *f.incoming == "" && *f.outgoing == "":
+		return nil, nil, trust, errors.New("give --incoming, --outgoing or both")
+	case *f.timeout <= 0:
+		return nil, nil, trust, errors.New("--timeout must be positive")
+	}
+	if in, err = parseEndpoint(*f.incoming, "--incoming", endpoint.IMAP, endpoint.POP3); err != nil {
+		return nil, nil, trust, err
+	}
+	if out, err = parseEndpoint(*f.outgoing, "--outgoing", endpoint.SMTP); err != nil {
+		return nil, nil, trust, err
+	}
+	trust, err = loadTrust(*f.caFile)
+	return in, out, trust, err
 }
 
 // parseEndpoint reads a server URL given to flag, or nil for "".
