@@ -35,7 +35,7 @@ xpi:
 	$(GO) run ./scripts/xpi -o $(BIN)/credsync.xpi extension
 
 # The README's test command, and all that .ci/run calls.
-test: lint test-unit cross test-integration test-e2e
+test: lint test-unit cross test-integration test-e2e test-dist
 
 test-unit:
 	$(GO) test -race -count=1 ./...
@@ -68,7 +68,8 @@ fuzz:
 	done
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(BUILD) -o $(BIN)/credsync ./cmd/credsync
+	$(GO) run ./cmd/credsync-bench -credsync $(BIN)/credsync -extension extension $(BENCHFLAGS)
 
 # The host must build for every OS Thunderbird runs on.
 cross:
@@ -80,11 +81,14 @@ demo: build xpi thunderbird
 	$(GO) run ./cmd/credsync-demo --credsync $(BIN)/credsync --extension extension
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
 
 # Release artefacts in dist/: the .xpi, static binaries for Linux, macOS and
 # Windows, .deb packages (amd64, arm64) and SHA256SUMS. scripts/dist/check
 # installs the .deb, runs "credsync doctor" as an ordinary user and removes it.
-.PHONY: dist
+.PHONY: dist test-dist
 dist:
 	GO="$(GO)" DESCRIBE="$(VERSION)" scripts/dist/build
+
+test-dist: dist
+	scripts/dist/check
