@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	sim "github.com/credsync/credsync/internal/provider/simulators/aruba"
 )
@@ -18,19 +17,12 @@ const (
 )
 
 func arubaStart(t *testing.T, opts sim.Options) *sim.Server {
-	t.Helper()
-	if opts.Users == nil {
-		opts.Users = map[string]string{arubaUser: arubaOld}
-	}
-	s := sim.Start(opts)
-	t.Cleanup(s.Close)
-	return s
+	opts.Users = defaultUsers(opts.Users, arubaUser, arubaOld)
+	return closeAtEnd(t, sim.Start(opts))
 }
 
 func arubaChange(s *sim.Server, current, next string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return aruba{}.Change(ctx, Request{Username: arubaUser, Current: current, New: next, URL: s.URL, Roots: s.CAPool})
+	return simChange(aruba{}, s.CAPool, s.URL, arubaUser, current, next)
 }
 
 func TestArubaChange(t *testing.T) {

@@ -1,10 +1,10 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/credsync/credsync/internal/endpoint"
 	sim "github.com/credsync/credsync/internal/provider/simulators/cpanel"
@@ -17,19 +17,12 @@ const (
 )
 
 func cpanelStart(t *testing.T, opts sim.Options) *sim.Server {
-	t.Helper()
-	if opts.Users == nil {
-		opts.Users = map[string]string{cpanelUser: cpanelOld}
-	}
-	s := sim.Start(opts)
-	t.Cleanup(s.Close)
-	return s
+	opts.Users = defaultUsers(opts.Users, cpanelUser, cpanelOld)
+	return closeAtEnd(t, sim.Start(opts))
 }
 
 func cpanelChange(s *sim.Server, url, user, current, next string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return cpanel{}.Change(ctx, Request{Username: user, Current: current, New: next, URL: url, Roots: s.CAPool})
+	return simChange(cpanel{}, s.CAPool, url, user, current, next)
 }
 
 func TestCpanelChange(t *testing.T) {
@@ -43,15 +36,7 @@ func TestCpanelChange(t *testing.T) {
 }
 
 func TestCpanelFailures(t *testing.T) {
-	cases := []struct {
-		name    string
-		opts    sim.Options
-		fault   sim.Fault
-		current string
-		kind    Kind
-		rule    string
-		changed bool
-	}{
+	cases := []failureCase[sim.Options, sim.Fault]{
 		{name: "wrong current password", current: "Sbagliata-9", kind: WrongCurrent},
 		{name: "locked out", opts: sim.Options{Locked: []string{cpanelUser}}, kind: Locked},
 		{name: "too weak", opts: sim.Options{MinStrength: 40}, kind: Rejected, rule: "too_weak"},
@@ -64,10 +49,7 @@ func TestCpanelFailures(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s := cpanelStart(t, c.opts)
 			s.SetFault(c.fault)
-			current := c.current
-			if current == "" {
-				current = cpanelOld
-			}
+			current := cmp.Or(c.current, cpanelOld)
 			btKind(t, cpanelChange(s, s.URL, cpanelUser, current, cpanelNew), c.kind, c.rule, current, cpanelNew)
 			if changed := s.Password(cpanelUser) == cpanelNew; changed != c.changed {
 				t.Fatalf("changed = %v; want %v", changed, c.changed)

@@ -1,11 +1,11 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/credsync/credsync/internal/endpoint"
 	sim "github.com/credsync/credsync/internal/provider/simulators/directadmin"
@@ -18,19 +18,12 @@ const (
 )
 
 func daStart(t *testing.T, opts sim.Options) *sim.Server {
-	t.Helper()
-	if opts.Users == nil {
-		opts.Users = map[string]string{daUser: daOld}
-	}
-	s := sim.Start(opts)
-	t.Cleanup(s.Close)
-	return s
+	opts.Users = defaultUsers(opts.Users, daUser, daOld)
+	return closeAtEnd(t, sim.Start(opts))
 }
 
 func daChange(s *sim.Server, url, user, current, next string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return directadmin{}.Change(ctx, Request{Username: user, Current: current, New: next, URL: url, Roots: s.CAPool})
+	return simChange(directadmin{}, s.CAPool, url, user, current, next)
 }
 
 func TestDirectAdminChange(t *testing.T) {
@@ -42,15 +35,7 @@ func TestDirectAdminChange(t *testing.T) {
 }
 
 func TestDirectAdminFailures(t *testing.T) {
-	cases := []struct {
-		name    string
-		opts    sim.Options
-		fault   sim.Fault
-		current string
-		kind    Kind
-		rule    string
-		changed bool
-	}{
+	cases := []failureCase[sim.Options, sim.Fault]{
 		{name: "wrong current password", current: "Sbagliata-9", kind: WrongCurrent},
 		{name: "not secure enough", opts: sim.Options{MinLength: 24}, kind: Rejected, rule: "too_short"},
 		{name: "blacklisted", opts: sim.Options{Blacklisted: true}, kind: Locked},
@@ -63,10 +48,7 @@ func TestDirectAdminFailures(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s := daStart(t, c.opts)
 			s.SetFault(c.fault)
-			current := c.current
-			if current == "" {
-				current = daOld
-			}
+			current := cmp.Or(c.current, daOld)
 			btKind(t, daChange(s, s.URL, daUser, current, daNew), c.kind, c.rule, current, daNew)
 			if changed := s.Password(daUser) == daNew; changed != c.changed {
 				t.Fatalf("changed = %v; want %v", changed, c.changed)

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"net"
 	"strings"
@@ -18,15 +19,12 @@ const (
 
 func ppStart(t *testing.T, opts sim.Options) *sim.Server {
 	t.Helper()
-	if opts.Users == nil {
-		opts.Users = map[string]string{ppUser: ppOld}
-	}
+	opts.Users = defaultUsers(opts.Users, ppUser, ppOld)
 	s, err := sim.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.Close)
-	return s
+	return closeAtEnd(t, s)
 }
 
 func ppURL(s *sim.Server) string {
@@ -37,9 +35,7 @@ func ppURL(s *sim.Server) string {
 }
 
 func ppChange(s *sim.Server, url, current, next string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return poppassd{}.Change(ctx, Request{Username: ppUser, Current: current, New: next, URL: url, Roots: s.CAPool})
+	return simChange(poppassd{}, s.CAPool, url, ppUser, current, next)
 }
 
 func TestPoppassdChange(t *testing.T) {
@@ -53,15 +49,7 @@ func TestPoppassdChange(t *testing.T) {
 }
 
 func TestPoppassdFailures(t *testing.T) {
-	cases := []struct {
-		name    string
-		opts    sim.Options
-		fault   sim.Fault
-		current string
-		kind    Kind
-		rule    string
-		changed bool
-	}{
+	cases := []failureCase[sim.Options, sim.Fault]{
 		{name: "wrong current password", current: "Sbagliata-9", kind: WrongCurrent},
 		{name: "PAM refuses the new one", opts: sim.Options{MinLength: 20}, kind: Rejected, rule: "too_short"},
 		{name: "lost after newpass, applied", fault: sim.DropAfterChange, kind: OutcomeUnknown, changed: true},
@@ -73,10 +61,7 @@ func TestPoppassdFailures(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s := ppStart(t, c.opts)
 			s.SetFault(c.fault)
-			current := c.current
-			if current == "" {
-				current = ppOld
-			}
+			current := cmp.Or(c.current, ppOld)
 			btKind(t, ppChange(s, ppURL(s), current, ppNew), c.kind, c.rule, current, ppNew)
 			if changed := s.Password(ppUser) == ppNew; changed != c.changed {
 				t.Fatalf("changed = %v; want %v", changed, c.changed)

@@ -1,10 +1,10 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/credsync/credsync/internal/endpoint"
 	sim "github.com/credsync/credsync/internal/provider/simulators/zimbra"
@@ -17,19 +17,12 @@ const (
 )
 
 func zimbraStart(t *testing.T, opts sim.Options) *sim.Server {
-	t.Helper()
-	if opts.Users == nil {
-		opts.Users = map[string]string{zimbraUser: zimbraOld}
-	}
-	s := sim.Start(opts)
-	t.Cleanup(s.Close)
-	return s
+	opts.Users = defaultUsers(opts.Users, zimbraUser, zimbraOld)
+	return closeAtEnd(t, sim.Start(opts))
 }
 
 func zimbraChange(s *sim.Server, url, current, next string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return zimbra{}.Change(ctx, Request{Username: zimbraUser, Current: current, New: next, URL: url, Roots: s.CAPool})
+	return simChange(zimbra{}, s.CAPool, url, zimbraUser, current, next)
 }
 
 func TestZimbraChange(t *testing.T) {
@@ -71,10 +64,7 @@ func TestZimbraFailures(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s := zimbraStart(t, c.opts)
 			s.SetFault(c.fault)
-			current := c.current
-			if current == "" {
-				current = zimbraOld
-			}
+			current := cmp.Or(c.current, zimbraOld)
 			before := s.Password(zimbraUser)
 			url := s.URL
 			if c.path != "" {

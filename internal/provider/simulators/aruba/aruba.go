@@ -24,16 +24,14 @@ package aruba
 import (
 	"crypto/rand"
 	"crypto/subtle"
-	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"html"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
+
+	"github.com/credsync/credsync/internal/provider/simulators/simhttp"
 )
 
 // Layout selects what the panel looks like.
@@ -85,18 +83,13 @@ type Options struct {
 
 // Server is a running simulated panel.
 type Server struct {
-	URL    string         // https://127.0.0.1:port/
-	CAPool *x509.CertPool // trusts the server's certificate
-
-	srv   *httptest.Server
+	simhttp.Base[Fault]
 	names map[string]string // field role → random name
 
-	mu        sync.Mutex
+	// Guarded by Mu.
 	minLength int
 	requests  int
 	layout    Layout
-	fault     Fault
-	users     map[string]string
 	history   map[string][]string
 	locked    map[string]bool
 	sessions  map[string]*session
@@ -108,19 +101,15 @@ type session struct {
 	token string
 }
 
-// Start runs a panel on 127.0.0.1.
+// Start runs a panel on 127.0.0.1; its URL is https://127.0.0.1:port/.
 func Start(opts Options) *Server {
 	s := &Server{
 		minLength: max(opts.MinLength, 8),
 		layout:    opts.Layout,
-		users:     map[string]string{},
 		history:   map[string][]string{},
 		locked:    map[string]bool{},
 		sessions:  map[string]*session{},
 		names:     map[string]string{},
-	}
-	for u, p := range opts.Users {
-		s.users[u] = p
 	}
 	for _, u := range opts.Locked {
 		s.locked[u] = true
@@ -136,47 +125,30 @@ func Start(opts Options) *Server {
 	mux.HandleFunc("GET /Account/CambioPassword", s.changePage)
 	mux.HandleFunc("POST /Account/CambioPassword", s.change)
 	mux.HandleFunc("GET /Logout", s.logout)
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
+	countAll := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.Mu.Lock()
 		s.requests++
-		s.mu.Unlock()
+		s.Mu.Unlock()
 		mux.ServeHTTP(w, r)
-	}))
-	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	s.srv.StartTLS()
-	s.URL = s.srv.URL + "/"
-	s.CAPool = x509.NewCertPool()
-	s.CAPool.AddCert(s.srv.Certificate())
+	})
+	simhttp.Start(&s.Base, countAll, "/", opts.Users)
 	return s
 }
 
-// Close stops the server.
-func (s *Server) Close() { s.srv.Close() }
-
 // SetLayout changes the panel's look from the next page on.
-func (s *Server) SetLayout(l Layout) { s.mu.Lock(); s.layout = l; s.mu.Unlock() }
-
-// SetFault breaks the next answers to the change form.
-func (s *Server) SetFault(f Fault) { s.mu.Lock(); s.fault = f; s.mu.Unlock() }
-
-// Password returns a mailbox's current password.
-func (s *Server) Password(user string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.users[user]
-}
+func (s *Server) SetLayout(l Layout) { s.Mu.Lock(); s.layout = l; s.Mu.Unlock() }
 
 // Posts lists the paths of every POST received, in order.
 func (s *Server) Posts() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
 	return append([]string(nil), s.posts...)
 }
 
 // Requests counts every request received.
 func (s *Server) Requests() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
 	return s.requests
 }
 
@@ -229,8 +201,8 @@ func (s *Server) write(w http.ResponseWriter, status int, body string) {
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
 	ss := s.sess(w, r)
 	if ss.user != "" {
 		http.Redirect(w, r, "/Home", http.StatusFound)
@@ -265,17 +237,16 @@ func (s *Server) loginForm(ss *session, alert string) string {
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
 	s.posts = append(s.posts, r.URL.Path)
 	ss := s.sess(w, r)
-	if r.ParseForm() != nil || r.PostForm.Get(s.names["token"]) != ss.token {
-		s.write(w, http.StatusBadRequest, `<div class="alert alert-danger">Sessione scaduta. Ricarica la pagina.</div>`)
+	if !s.formFromPage(w, r, ss) {
 		return
 	}
 	user := strings.TrimSpace(r.PostForm.Get(s.names["user"]))
 	pass := r.PostForm.Get(s.names["pass"])
-	want, known := s.users[user]
+	want, known := s.Users[user]
 	switch {
 	case s.layout == VerificationCode && r.PostForm.Get(s.names["otp"]) == "":
 		s.write(w, http.StatusOK, s.loginForm(ss, "Inserisci il codice di verifica."))
@@ -299,6 +270,16 @@ func (s *Server) loggedIn(w http.ResponseWriter, r *http.Request) *session {
 	return ss
 }
 
+// formFromPage parses a posted form and checks that it carries the token of
+// the page the session was served; if not it answers "session expired".
+func (s *Server) formFromPage(w http.ResponseWriter, r *http.Request, ss *session) bool {
+	if r.ParseForm() != nil || r.PostForm.Get(s.names["token"]) != ss.token {
+		s.write(w, http.StatusBadRequest, `<div class="alert alert-danger">Sessione scaduta. Ricarica la pagina.</div>`)
+		return false
+	}
+	return true
+}
+
 func (s *Server) menu() string {
 	link := `<li><a href="/Account/CambioPassword"><i class="icon-key"></i> Cambio Password</a></li>`
 	if s.layout == NoChangeLink {
@@ -314,8 +295,8 @@ func (s *Server) menu() string {
 }
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
 	ss := s.loggedIn(w, r)
 	if ss == nil {
 		return
@@ -324,8 +305,8 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) changePage(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
 	ss := s.loggedIn(w, r)
 	if ss == nil {
 		return
@@ -365,21 +346,17 @@ func (s *Server) changeForm(ss *session, alertClass, alert string) string {
 }
 
 func (s *Server) change(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
 	s.posts = append(s.posts, r.URL.Path)
 	ss := s.loggedIn(w, r)
-	if ss == nil {
-		return
-	}
-	if r.ParseForm() != nil || r.PostForm.Get(s.names["token"]) != ss.token {
-		s.write(w, http.StatusBadRequest, `<div class="alert alert-danger">Sessione scaduta. Ricarica la pagina.</div>`)
+	if ss == nil || !s.formFromPage(w, r, ss) {
 		return
 	}
 	current := r.PostForm.Get(s.names["current"])
 	next := r.PostForm.Get(s.names["new"])
 	confirm := r.PostForm.Get(s.names["confirm"])
-	fault := s.fault
+	fault := s.Fault
 
 	if fault == DropBeforeChange || fault == ServerError {
 		s.drop(w, fault)
@@ -387,7 +364,7 @@ func (s *Server) change(w http.ResponseWriter, r *http.Request) {
 	}
 	fail := func(msg string) { s.write(w, http.StatusOK, s.changeForm(ss, "alert-danger", msg)) }
 	switch {
-	case subtle.ConstantTimeCompare([]byte(current), []byte(s.users[ss.user])) != 1:
+	case subtle.ConstantTimeCompare([]byte(current), []byte(s.Users[ss.user])) != 1:
 		fail("La password attuale non è corretta.")
 	case next != confirm:
 		fail("I campi Nuova Password e Ripeti Nuova Password non coincidono.")
@@ -399,7 +376,7 @@ func (s *Server) change(w http.ResponseWriter, r *http.Request) {
 		fail("La nuova password è già stata utilizzata in precedenza: scegline un'altra.")
 	default:
 		s.history[ss.user] = append(s.history[ss.user], current)
-		s.users[ss.user] = next
+		s.Users[ss.user] = next
 		switch fault {
 		case DropAfterChange:
 			s.drop(w, fault)
@@ -427,18 +404,12 @@ func (s *Server) drop(w http.ResponseWriter, f Fault) {
 		io.WriteString(w, "<html><body>Internal Server Error</body></html>")
 		return
 	}
-	if hj, ok := w.(http.Hijacker); ok {
-		if conn, _, err := hj.Hijack(); err == nil {
-			conn.Close()
-			return
-		}
-	}
-	panic(http.ErrAbortHandler)
+	simhttp.Drop(w)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
 	s.sess(w, r).user = ""
 	http.Redirect(w, r, "/", http.StatusFound)
 }

@@ -17,15 +17,13 @@ package cpanel
 
 import (
 	"crypto/subtle"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
+	"slices"
 	"strings"
-	"sync"
+
+	"github.com/credsync/credsync/internal/provider/simulators/simhttp"
 )
 
 // Fault breaks the answer to a change.
@@ -55,64 +53,39 @@ type Options struct {
 
 // Server is a running simulated cPanel webmail.
 type Server struct {
-	URL    string // https://127.0.0.1:port/execute/Email/passwd_pop
-	CAPool *x509.CertPool
-
-	srv *httptest.Server
-
-	mu    sync.Mutex
+	simhttp.Base[Fault]
 	opts  Options
-	users map[string]string
-	fault Fault
 	calls int
 }
 
-// Start runs the server.
+const endpointPath = "/execute/Email/passwd_pop"
+
+// Start runs the server; its URL is https://127.0.0.1:port/execute/Email/passwd_pop.
 func Start(opts Options) *Server {
-	s := &Server{opts: opts, users: map[string]string{}}
-	for u, p := range opts.Users {
-		s.users[u] = p
-	}
+	s := &Server{opts: opts}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/execute/Email/passwd_pop", s.passwdPop)
-	s.srv = httptest.NewUnstartedServer(mux)
-	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	s.srv.StartTLS()
-	s.URL = s.srv.URL + "/execute/Email/passwd_pop"
-	s.CAPool = x509.NewCertPool()
-	s.CAPool.AddCert(s.srv.Certificate())
+	mux.HandleFunc(endpointPath, s.passwdPop)
+	simhttp.Start(&s.Base, mux, endpointPath, opts.Users)
 	return s
-}
-
-func (s *Server) Close() { s.srv.Close() }
-
-// SetFault breaks the next answers.
-func (s *Server) SetFault(f Fault) { s.mu.Lock(); s.fault = f; s.mu.Unlock() }
-
-// Password returns an address's password.
-func (s *Server) Password(user string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.users[user]
 }
 
 // Calls counts the requests to passwd_pop.
 func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
 	return s.calls
 }
 
 const loginPage = `<!DOCTYPE html><html><head><title>Webmail Login</title></head><body><div id="login-status" class="error-notice">%s</div><form action="/login/" method="post"><input name="user"><input type="password" name="pass"><button>Log in</button></form></body></html>`
 
 func (s *Server) passwdPop(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
 	s.calls++
 	user, pass, ok := r.BasicAuth()
-	want, known := s.users[user]
+	want, known := s.Users[user]
 	switch {
-	case ok && contains(s.opts.Locked, user):
+	case ok && slices.Contains(s.opts.Locked, user):
 		s.html(w, http.StatusUnauthorized, "This account is currently locked out because a brute force attempt was detected. Please wait 10 minutes and try again.")
 		return
 	case !ok || !known || subtle.ConstantTimeCompare([]byte(pass), []byte(want)) != 1:
@@ -136,9 +109,9 @@ func (s *Server) passwdPop(w http.ResponseWriter, r *http.Request) {
 		dom = domain
 	}
 	next := r.Form.Get("password")
-	switch s.fault {
+	switch s.Fault {
 	case DropBeforeChange:
-		drop(w)
+		simhttp.Drop(w)
 		return
 	case ServerError:
 		s.html(w, http.StatusInternalServerError, "Internal Server Error")
@@ -152,10 +125,10 @@ func (s *Server) passwdPop(w http.ResponseWriter, r *http.Request) {
 	case len(next) < s.opts.MinStrength:
 		s.json(w, 0, fmt.Sprintf("Sorry, the password you selected cannot be used because it is too weak and would be too easy to guess. Please select a password with strength rating of %d or higher.", s.opts.MinStrength))
 	default:
-		s.users[user] = next
-		switch s.fault {
+		s.Users[user] = next
+		switch s.Fault {
 		case DropAfterChange:
-			drop(w)
+			simhttp.Drop(w)
 		case Garbage:
 			s.html(w, http.StatusOK, "")
 		default:
@@ -177,23 +150,4 @@ func (s *Server) json(w http.ResponseWriter, status int, errMsg string) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(reply)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func drop(w http.ResponseWriter) {
-	if hj, ok := w.(http.Hijacker); ok {
-		if conn, _, err := hj.Hijack(); err == nil {
-			conn.Close()
-			return
-		}
-	}
-	panic(http.ErrAbortHandler)
 }

@@ -13,14 +13,12 @@ package directadmin
 
 import (
 	"crypto/subtle"
-	"crypto/x509"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"sync"
+
+	"github.com/credsync/credsync/internal/provider/simulators/simhttp"
 )
 
 // Fault breaks the answer to a change.
@@ -49,57 +47,30 @@ type Options struct {
 
 // Server is a running simulated DirectAdmin.
 type Server struct {
-	URL    string // https://127.0.0.1:port/
-	CAPool *x509.CertPool
-
-	srv *httptest.Server
-
-	mu    sync.Mutex
+	simhttp.Base[Fault]
 	opts  Options
-	users map[string]string
-	fault Fault
 	calls int
 }
 
-// Start runs the server.
+// Start runs the server; its URL is the server's root, https://127.0.0.1:port/.
 func Start(opts Options) *Server {
-	s := &Server{opts: opts, users: map[string]string{}}
-	for u, p := range opts.Users {
-		s.users[u] = p
-	}
+	s := &Server{opts: opts}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/CMD_CHANGE_EMAIL_PASSWORD", s.change)
-	s.srv = httptest.NewUnstartedServer(mux)
-	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	s.srv.StartTLS()
-	s.URL = s.srv.URL + "/"
-	s.CAPool = x509.NewCertPool()
-	s.CAPool.AddCert(s.srv.Certificate())
+	simhttp.Start(&s.Base, mux, "/", opts.Users)
 	return s
-}
-
-func (s *Server) Close() { s.srv.Close() }
-
-// SetFault breaks the next answers.
-func (s *Server) SetFault(f Fault) { s.mu.Lock(); s.fault = f; s.mu.Unlock() }
-
-// Password returns an address's password.
-func (s *Server) Password(user string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.users[user]
 }
 
 // Calls counts the requests to CMD_CHANGE_EMAIL_PASSWORD.
 func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
 	return s.calls
 }
 
 func (s *Server) change(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
 	s.calls++
 	if r.ParseForm() != nil {
 		s.reply(w, true, 1, "Invalid request", "")
@@ -109,16 +80,16 @@ func (s *Server) change(w http.ResponseWriter, r *http.Request) {
 	email := r.Form.Get("email")
 	old := r.Form.Get("oldpassword")
 	p1, p2 := r.Form.Get("password1"), r.Form.Get("password2")
-	switch s.fault {
+	switch s.Fault {
 	case DropBeforeChange:
-		drop(w)
+		simhttp.Drop(w)
 		return
 	case ServerError:
 		w.WriteHeader(http.StatusInternalServerError)
 		io.WriteString(w, "Internal Server Error")
 		return
 	}
-	want, known := s.users[email]
+	want, known := s.Users[email]
 	switch {
 	case s.opts.Blacklisted:
 		s.reply(w, api, 1, "Your IP has been blacklisted", "Too many failed attempts from your IP address")
@@ -131,10 +102,10 @@ func (s *Server) change(w http.ResponseWriter, r *http.Request) {
 	case len(p1) < s.opts.MinLength:
 		s.reply(w, api, 1, "Unable to change the password", fmt.Sprintf("Password is not secure enough: it must be at least %d characters long", s.opts.MinLength))
 	default:
-		s.users[email] = p1
-		switch s.fault {
+		s.Users[email] = p1
+		switch s.Fault {
 		case DropAfterChange:
-			drop(w)
+			simhttp.Drop(w)
 		case Garbage:
 			s.reply(w, false, 0, "Password Changed", "")
 		default:
@@ -152,14 +123,4 @@ func (s *Server) reply(w http.ResponseWriter, api bool, errCode int, text, detai
 	w.Header().Set("Content-Type", "text/plain")
 	v := url.Values{"error": {fmt.Sprint(errCode)}, "text": {text}, "details": {details}}
 	io.WriteString(w, v.Encode())
-}
-
-func drop(w http.ResponseWriter) {
-	if hj, ok := w.(http.Hijacker); ok {
-		if conn, _, err := hj.Hijack(); err == nil {
-			conn.Close()
-			return
-		}
-	}
-	panic(http.ErrAbortHandler)
 }

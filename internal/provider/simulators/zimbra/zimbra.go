@@ -20,17 +20,16 @@ package zimbra
 import (
 	"bytes"
 	"crypto/subtle"
-	"crypto/x509"
 	"encoding/xml"
 	"fmt"
 	"io"
-	"log"
 	"mime"
 	"net/http"
-	"net/http/httptest"
+	"slices"
 	"strings"
-	"sync"
 	"unicode"
+
+	"github.com/credsync/credsync/internal/provider/simulators/simhttp"
 )
 
 // Fault breaks the answer to a change.
@@ -67,52 +66,25 @@ type Options struct {
 
 // Server is a running simulated Zimbra.
 type Server struct {
-	URL    string // https://127.0.0.1:port/service/soap/
-	CAPool *x509.CertPool
-
-	srv *httptest.Server
-
-	mu       sync.Mutex
+	simhttp.Base[Fault]
 	opts     Options
-	users    map[string]string
 	history  map[string][]string
-	fault    Fault
 	requests []string // SOAP request element names received
 }
 
-// Start runs the server.
+// Start runs the server; its URL is https://127.0.0.1:port/service/soap/.
 func Start(opts Options) *Server {
-	s := &Server{opts: opts, users: map[string]string{}, history: map[string][]string{}}
-	for u, p := range opts.Users {
-		s.users[u] = p
-	}
+	s := &Server{opts: opts, history: map[string][]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /service/soap/", s.soap)
-	s.srv = httptest.NewUnstartedServer(mux)
-	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	s.srv.StartTLS()
-	s.URL = s.srv.URL + "/service/soap/"
-	s.CAPool = x509.NewCertPool()
-	s.CAPool.AddCert(s.srv.Certificate())
+	simhttp.Start(&s.Base, mux, "/service/soap/", opts.Users)
 	return s
-}
-
-func (s *Server) Close() { s.srv.Close() }
-
-// SetFault breaks the next answers.
-func (s *Server) SetFault(f Fault) { s.mu.Lock(); s.fault = f; s.mu.Unlock() }
-
-// Password returns an account's password.
-func (s *Server) Password(user string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.users[user]
 }
 
 // Requests lists the SOAP request elements received.
 func (s *Server) Requests() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
 	return append([]string(nil), s.requests...)
 }
 
@@ -144,8 +116,8 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
 	var env envelope
 	v12 := true
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "text/xml" {
@@ -161,9 +133,9 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
 		s.fault500(w, v12, false, "service.UNKNOWN_DOCUMENT", "unknown document: "+req.XMLName.Local)
 		return
 	}
-	switch s.fault {
+	switch s.Fault {
 	case DropBeforeChange:
-		s.drop(w)
+		simhttp.Drop(w)
 		return
 	case ProxyError:
 		w.Header().Set("Content-Type", "text/html")
@@ -172,22 +144,22 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimSpace(req.Account.Name)
-	want, known := s.users[name]
+	want, known := s.Users[name]
 	switch {
 	case req.Account.By != "" && req.Account.By != "name":
 		s.fault500(w, v12, false, "service.INVALID_REQUEST", "invalid request: unsupported account selector")
 	case !known || subtle.ConstantTimeCompare([]byte(req.Old), []byte(want)) != 1:
 		s.fault500(w, v12, false, "account.AUTH_FAILED", "authentication failed for ["+name+"]")
-	case contains(s.opts.Locked, name):
+	case slices.Contains(s.opts.Locked, name):
 		s.fault500(w, v12, false, "account.PASSWORD_LOCKED", "password is locked and can't be changed")
-	case contains(s.opts.TooSoon, name):
+	case slices.Contains(s.opts.TooSoon, name):
 		s.fault500(w, v12, false, "account.PASSWORD_CHANGE_TOO_SOON", "password can't be changed yet")
 	default:
 		if desc, a := s.weak(req.New); desc != "" {
 			s.fault500(w, v12, false, "account.INVALID_PASSWORD", "invalid password: "+desc, a)
 			return
 		}
-		if s.opts.History > 0 && (req.New == want || contains(s.history[name], req.New)) {
+		if s.opts.History > 0 && (req.New == want || slices.Contains(s.history[name], req.New)) {
 			s.fault500(w, v12, false, "account.PASSWORD_RECENTLY_USED", "password recently used")
 			return
 		}
@@ -196,10 +168,10 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request) {
 			h = h[len(h)-s.opts.History:]
 		}
 		s.history[name] = h
-		s.users[name] = req.New
-		switch s.fault {
+		s.Users[name] = req.New
+		switch s.Fault {
 		case DropAfterChange:
-			s.drop(w)
+			simhttp.Drop(w)
 		case Garbage:
 			w.Header().Set("Content-Type", "text/html")
 			io.WriteString(w, "<html><body>Zimbra Web Client Sign In</body></html>")
@@ -232,15 +204,6 @@ func (s *Server) weak(pw string) (string, *arg) {
 		return "not enough numeric characters", &arg{"zimbraPasswordMinNumericChars", "NUM", fmt.Sprint(s.opts.MinDigits)}
 	}
 	return "", nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Server) envelope(v12 bool, body string) string {
@@ -294,14 +257,4 @@ func (s *Server) fault500(w http.ResponseWriter, v12, receiver bool, code, reaso
 	w.Header().Set("Content-Type", ct)
 	w.WriteHeader(http.StatusInternalServerError)
 	io.WriteString(w, s.envelope(v12, f))
-}
-
-func (s *Server) drop(w http.ResponseWriter) {
-	if hj, ok := w.(http.Hijacker); ok {
-		if conn, _, err := hj.Hijack(); err == nil {
-			conn.Close()
-			return
-		}
-	}
-	panic(http.ErrAbortHandler)
 }
