@@ -160,7 +160,7 @@ func TestChangeCommandUsageErrors(t *testing.T) {
 		want string
 	}{
 		"no servers":       {[]string{"--backend", "sandbox", "--password-stdin"}, "give --incoming"},
-		"no backend":       {[]string{"--incoming", "imaps://a@imaps.pec.aruba.it", "--password-stdin"}, `give --backend NAME, one of: aruba, `},
+		"no backend":       {[]string{"--incoming", "imaps://a@imaps.pec.aruba.it", "--password-stdin"}, `give --backend NAME, one of: `},
 		"detected backend": {[]string{"--incoming", "imaps://a@imaps.pec.aruba.it", "--password-stdin"}, `(imaps.pec.aruba.it is served by "aruba")`},
 		"unknown backend":  {[]string{"--incoming", "imaps://a@127.0.0.1", "--backend", "nope", "--password-stdin"}, `no back-end is called "nope"`},
 		"URL needed":       {[]string{"--incoming", "imaps://a@127.0.0.1", "--backend", "sandbox", "--password-stdin"}, "needs --backend-url"},

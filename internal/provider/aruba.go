@@ -95,6 +95,7 @@ func (aruba) Change(ctx context.Context, r Request) error {
 	}
 	secrets := []string{r.Current, r.New}
 	client := newHTTPClient(r.Roots)
+	defer client.CloseIdleConnections()
 
 	// 1. The login page.
 	page, err := arubaGet(ctx, client, base)

@@ -67,7 +67,7 @@ func (cpanel) Change(ctx context.Context, r Request) error {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 	req.SetBasicAuth(r.Username, r.Current)
-	resp, body, err := send(ctx, newHTTPClient(r.Roots), req, true)
+	resp, body, err := sendOnce(ctx, r.Roots, req)
 	if err != nil {
 		return err
 	}

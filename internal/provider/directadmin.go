@@ -60,7 +60,7 @@ func (directadmin) Change(ctx context.Context, r Request) error {
 		return &Error{Kind: Unreachable, Detail: "directadmin: bad URL"}
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, body, err := send(ctx, newHTTPClient(r.Roots), req, true)
+	resp, body, err := sendOnce(ctx, r.Roots, req)
 	if err != nil {
 		return err
 	}

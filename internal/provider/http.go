@@ -6,9 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptrace"
+	"net/url"
+	"strings"
 	"time"
 
 	"golang.org/x/net/publicsuffix"
@@ -18,7 +21,8 @@ import (
 const maxBody = 4 << 20
 
 // newHTTPClient returns a client for one change: its own cookie jar, TLS
-// verified against roots, no redirects to other schemes.
+// verified against roots, no redirects to other schemes, and none that
+// would carry a password to another site.
 func newHTTPClient(roots *x509.CertPool) *http.Client {
 	jar, _ := cookiejar.New(&cookiejar.Options{PublicSuffixList: publicsuffix.List})
 	return &http.Client{
@@ -36,9 +40,33 @@ func newHTTPClient(roots *x509.CertPool) *http.Client {
 			if req.URL.Scheme != via[0].URL.Scheme {
 				return errors.New("redirect changes the scheme")
 			}
+			// A 307 or 308 repeats a form with its body, and any redirect
+			// may repeat the Authorization header: neither may take a
+			// password to another site than the one it was meant for.
+			if site(req.URL) != site(via[0].URL) &&
+				(req.Method != http.MethodGet && req.Method != http.MethodHead || req.Header.Get("Authorization") != "") {
+				return errors.New("redirect would send the passwords to another site")
+			}
 			return nil
 		},
 	}
+}
+
+// site is u's scheme, host name and port (the default one when absent).
+func site(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
+	}
+	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
+// sendOnce sends req once on a client of its own and closes its
+// connection afterwards: one request is the whole exchange.
+func sendOnce(ctx context.Context, roots *x509.CertPool, req *http.Request) (*http.Response, []byte, error) {
+	client := newHTTPClient(roots)
+	defer client.CloseIdleConnections()
+	return send(ctx, client, req, true)
 }
 
 // send performs req once and reads the body. A failure before the request

@@ -76,6 +76,7 @@ func (roundcube) Change(ctx context.Context, r Request) error {
 	// Pages are fetched like a browser, following redirects within the
 	// scheme; form posts are not followed: their answer is the verdict.
 	follow := newHTTPClient(r.Roots)
+	defer follow.CloseIdleConnections()
 	noFollow := *follow
 	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	secrets := []string{r.Current, r.New}

@@ -32,7 +32,7 @@ func (sandbox) Change(ctx context.Context, r Request) error {
 		return &Error{Kind: Unreachable, Detail: "bad sandbox URL"}
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, body, err := send(ctx, newHTTPClient(r.Roots), req, true)
+	resp, body, err := sendOnce(ctx, r.Roots, req)
 	if err != nil {
 		return err
 	}

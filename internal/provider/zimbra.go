@@ -78,7 +78,7 @@ func (zimbra) Change(ctx context.Context, r Request) error {
 		return &Error{Kind: Unreachable, Detail: "zimbra: bad URL"}
 	}
 	req.Header.Set("Content-Type", "application/soap+xml; charset=utf-8")
-	resp, body, err := send(ctx, newHTTPClient(r.Roots), req, true)
+	resp, body, err := sendOnce(ctx, r.Roots, req)
 	if err != nil {
 		return err
 	}
