@@ -203,6 +203,8 @@ type fakeServer struct {
 	accepted int
 	conns    []net.Conn
 	wg       sync.WaitGroup
+	// holdGoodbye, while open, delays the answer to LOGOUT and QUIT.
+	holdGoodbye chan struct{}
 }
 
 // startFake serves handle; with implicitTLS, connections are TLS from the
@@ -287,8 +289,28 @@ func (fc *fakeConn) recv() (string, bool) {
 	line = strings.TrimRight(line, "\r\n")
 	fc.s.mu.Lock()
 	fc.s.lines = append(fc.s.lines, line)
+	hold := fc.s.holdGoodbye
 	fc.s.mu.Unlock()
+	if hold != nil && isGoodbye(line) {
+		<-hold
+	}
 	return line, true
+}
+
+// isGoodbye matches "QUIT" and "<tag> LOGOUT".
+func isGoodbye(line string) bool {
+	f := strings.Fields(strings.ToUpper(line))
+	return len(f) == 1 && f[0] == "QUIT" || len(f) == 2 && f[1] == "LOGOUT"
+}
+
+// holdGoodbyes makes the server sit on LOGOUT and QUIT, without answering,
+// until the test ends.
+func (s *fakeServer) holdGoodbyes(t *testing.T) {
+	hold := make(chan struct{})
+	s.mu.Lock()
+	s.holdGoodbye = hold
+	s.mu.Unlock()
+	t.Cleanup(func() { close(hold) }) // before startFake's cleanup waits for the handlers
 }
 
 func (fc *fakeConn) readN(n int) (string, bool) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -45,7 +44,11 @@ func runIMAP(ctx context.Context, a *attempt, conn net.Conn) Result {
 	} else {
 		c = imapclient.New(greet, opts)
 	}
-	defer c.Close()
+	defer func() {
+		if a.goodbye == nil {
+			c.Close()
+		}
+	}()
 
 	err := c.WaitGreeting()
 	greet.setCapture(false)
@@ -85,7 +88,12 @@ func runIMAP(ctx context.Context, a *attempt, conn net.Conn) Result {
 			return a.fail(err, stageAuth)
 		}
 	}
-	boundedWait(ctx, time.Second, func() { _ = c.Logout().Wait() })
+	// LOGOUT goes out now; once reads its answer (see attempt.goodbye).
+	logout := c.Logout()
+	a.goodbye = func() {
+		_ = logout.Wait()
+		c.Close()
+	}
 	return Result{Outcome: OK}
 }
 

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/credsync/credsync/internal/endpoint"
 )
@@ -204,6 +203,9 @@ func runPOP3(ctx context.Context, a *attempt, conn net.Conn) Result {
 	if _, err := p.cmd("PASS", a.password); err != nil {
 		return a.fail(err, stageAuth)
 	}
-	boundedWait(ctx, time.Second, func() { _, _ = p.cmd("QUIT", "") })
+	// QUIT goes out now; once reads its answer (see attempt.goodbye).
+	if _, err := io.WriteString(p.conn, "QUIT\r\n"); err == nil {
+		a.goodbye = func() { _, _ = p.status("QUIT") }
+	}
 	return Result{Outcome: OK}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -19,6 +18,11 @@ const heloName = "localhost"
 // runSMTP authenticates with AUTH PLAIN when advertised, else AUTH LOGIN.
 func runSMTP(ctx context.Context, a *attempt, conn net.Conn) Result {
 	var c *smtp.Client
+	defer func() {
+		if c != nil && a.goodbye == nil {
+			c.Close()
+		}
+	}()
 	if a.ep.Security == endpoint.STARTTLS {
 		a.raw.setCapture(true)
 		var err error
@@ -35,7 +39,6 @@ func runSMTP(ctx context.Context, a *attempt, conn net.Conn) Result {
 			}
 			return a.fail(err, stageConnect)
 		}
-		defer c.Close()
 		// go-smtp's handshake is lazy: Hello runs it and surfaces its error.
 		if err := c.Hello(heloName); err != nil {
 			return a.fail(err, stageTLS)
@@ -45,7 +48,6 @@ func runSMTP(ctx context.Context, a *attempt, conn net.Conn) Result {
 		}
 	} else {
 		c = smtp.NewClient(conn)
-		defer c.Close()
 		if err := c.Hello(heloName); err != nil {
 			return a.fail(err, stageConnect)
 		}
@@ -72,8 +74,21 @@ func runSMTP(ctx context.Context, a *attempt, conn net.Conn) Result {
 	if err := c.Auth(client); err != nil {
 		return a.fail(err, stageAuth)
 	}
-	c.CommandTimeout = time.Second
-	boundedWait(ctx, time.Second, func() { _ = c.Quit() })
+	// go-smtp's Quit sends QUIT and reads the reply in one call: run it
+	// aside and return once QUIT is on the wire; once waits for the reply
+	// (see attempt.goodbye).
+	c.CommandTimeout = goodbyeWait
+	sent := a.raw.nextWrite()
+	quit := make(chan struct{})
+	go func() {
+		defer close(quit)
+		_ = c.Quit()
+	}()
+	select {
+	case <-sent:
+	case <-quit:
+	}
+	a.goodbye = func() { <-quit }
 	return Result{Outcome: OK}
 }
 

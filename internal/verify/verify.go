@@ -56,6 +56,9 @@ type Trust struct {
 // defaultTimeout bounds Login when ctx has no deadline.
 const defaultTimeout = 60 * time.Second
 
+// goodbyeWait bounds the wait for the answer to LOGOUT or QUIT.
+const goodbyeWait = time.Second
+
 // errNotPasswordAccount is the Err of a NotPasswordAccount result.
 var errNotPasswordAccount = errors.New("the authentication method uses no password")
 
@@ -143,6 +146,10 @@ type attempt struct {
 	tls       *tls.Config
 	raw       *trackedConn
 	credsSent bool // set just before credentials are first written
+	// goodbye, set by a runner that succeeded and has sent its goodbye
+	// (LOGOUT, QUIT), reads the server's answer to it; the runner then
+	// leaves the connection open for once to finish.
+	goodbye func()
 }
 
 // plain reports whether the account is configured without TLS.
@@ -184,8 +191,20 @@ func once(ctx context.Context, ep endpoint.Endpoint, password string, cfg *tls.C
 	} else {
 		res = run(ctx, a, raw)
 	}
-	raw.Close()
-	if !stop() && res.Outcome != OK {
+	cancelled := !stop()
+	if res.Outcome == OK && a.goodbye != nil && !cancelled {
+		// The verdict is in. The answer to the goodbye is still read (RFC
+		// 5321 asks an SMTP client to wait for the reply to QUIT), for at
+		// most goodbyeWait, but without holding up the caller for that
+		// round trip.
+		go func() {
+			boundedWait(context.Background(), goodbyeWait, a.goodbye)
+			raw.Close()
+		}()
+	} else {
+		raw.Close()
+	}
+	if cancelled && res.Outcome != OK {
 		// The deadline or cancellation closed the connection: whatever the
 		// protocol code saw next is a consequence of that.
 		err := errors.Join(ctx.Err(), res.Err)
@@ -211,6 +230,7 @@ type trackedConn struct {
 	capture       bool
 	read          []byte
 	wroteSTARTTLS bool
+	wrote         chan struct{} // closed by the next Write that writes (nextWrite)
 }
 
 const maxCapture = 512
@@ -235,14 +255,25 @@ func (c *trackedConn) Write(b []byte) (int, error) {
 	}
 	c.mu.Unlock()
 	n, err := c.Conn.Write(b)
-	if err != nil {
-		c.mu.Lock()
-		if c.err == nil {
-			c.err = err
-		}
-		c.mu.Unlock()
+	c.mu.Lock()
+	if err != nil && c.err == nil {
+		c.err = err
 	}
+	if n > 0 && c.wrote != nil {
+		close(c.wrote)
+		c.wrote = nil
+	}
+	c.mu.Unlock()
 	return n, err
+}
+
+// nextWrite returns a channel that is closed once the next Write has put
+// bytes on the connection.
+func (c *trackedConn) nextWrite() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wrote = make(chan struct{})
+	return c.wrote
 }
 
 func (c *trackedConn) setCapture(on bool) {
