@@ -8,6 +8,15 @@
 //   hello                          the host's hello result
 //   accounts                       {accounts: [...]} (see core.accounts)
 //   setBackend {accountId, name, url}
+//   setPage {accountId, url}         the provider's web page (guided mode)
+//   openPage {accountId, url?, browser?, reason?}
+//                                  guided mode: opens the provider's page in
+//                                  a Thunderbird tab (or the web browser);
+//                                  {url, where}
+//   guided                         {guided: {accountId, reason, at} | null}:
+//                                  the account last sent to its provider's
+//                                  page, until its password is saved here
+//   clearGuided {accountId?}
 //   change {accountId, current, new}   final answer only
 //   sync {accountId, password}         "I already changed it"; final answer only
 //   status                         {flows: [...]}: running changes and syncs,
@@ -32,12 +41,16 @@ import { describePropagation } from "./lib/describe.js";
 import {
   accounts,
   changePassword,
+  clearGuided,
   connectHost,
   CredsyncError,
   errorJSON,
+  guided,
   hello,
+  openPage,
   propagateSaved,
   setBackend,
+  setPage,
   setSettings,
   settings,
   syncPassword,
@@ -94,7 +107,12 @@ function startFlow(kind, message) {
     kind === "sync"
       ? () => syncPassword(accountId, message.password, onProgress)
       : () => changePassword(accountId, message.current, message.new, onProgress);
-  flow.promise = respond(work).then(response => {
+  flow.promise = respond(work).then(async response => {
+    if (response.ok) {
+      // The password changed on the provider's page is now saved: guided
+      // mode is over for this account.
+      await clearGuided(accountId).catch(() => {});
+    }
     flow.done = true;
     flow.response = response;
     emit({ type: "result", ...response });
@@ -193,6 +211,16 @@ messenger.runtime.onMessage.addListener(message => {
       return respond(async () => ({ accounts: await accounts() }));
     case "setBackend":
       return respond(() => setBackend(message.accountId, message.name, message.url));
+    case "setPage":
+      return respond(() => setPage(message.accountId, message.url));
+    case "openPage":
+      return respond(() =>
+        openPage(message.accountId, { url: message.url, browser: message.browser === true, reason: message.reason })
+      );
+    case "guided":
+      return respond(async () => ({ guided: await guided() }));
+    case "clearGuided":
+      return respond(() => clearGuided(message.accountId));
     case "change":
     case "sync": {
       const flow = startFlow(message.cmd, message);

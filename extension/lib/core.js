@@ -4,6 +4,7 @@
 // page calls it at startup) or on the first request.
 
 import { CredsyncError, NativeHost } from "./host.js";
+import { detectBackend, isArubaPec, isBackendUrl, isHttpUrl, pageOf, pageSuggestions } from "./providers.js";
 
 export { CredsyncError };
 
@@ -37,21 +38,37 @@ export function connectHost() {
  * The IMAP/POP3 accounts (Experiment listAccounts) with the back-end each
  * one uses: `backend` is {name, url} or null, `backendSource` "local"
  * (chosen in the options), "managed" (administrator default for the mail
- * domain) or null; and `siblings`, the ids of the other password accounts
- * sharing its login (see sharesLogin), which a change or sync updates too.
+ * domain), "detected" (implied by the server's host name, see
+ * providers.detectBackend) or null; `siblings`, the ids of the other
+ * password accounts sharing its login (see sharesLogin), which a change or
+ * sync updates too; `page`, the provider's web page for guided mode
+ * ({url, source}, see providers.pageOf) or null; `pageSuggestions`,
+ * addresses to offer when the user must type it; and `arubaPec`.
  */
 export async function accounts() {
-  const [list, local, managed] = await Promise.all([
+  const [list, local, managed, pages, managedPages] = await Promise.all([
     messenger.credsync.listAccounts(),
     localBackends(),
     managedBackends(),
+    localPages(),
+    managedObject("pages"),
   ]);
   return Promise.all(
-    list.map(async account => ({
-      ...account,
-      ...(await backendOf(account, local, managed)),
-      siblings: list.filter(other => sharesLogin(account, other)).map(other => other.id),
-    }))
+    list.map(async account => {
+      const domain = await mailDomain(account);
+      const chosen = backendOf(account, domain, local, managed);
+      return {
+        ...account,
+        ...chosen,
+        siblings: list.filter(other => sharesLogin(account, other)).map(other => other.id),
+        page: pageOf(account, chosen.backend, {
+          local: pages[account.id],
+          managed: domain ? managedPages[domain] : undefined,
+        }),
+        pageSuggestions: pageSuggestions(account, domain),
+        arubaPec: isArubaPec(account, chosen.backend),
+      };
+    })
   );
 }
 
@@ -110,8 +127,10 @@ export async function setBackend(accountId, name, url) {
   if (name != null && typeof name !== "string") {
     throw new CredsyncError("invalid_request", "name must be a string", { field: "name" });
   }
-  if (url != null && url !== "" && !isHttpUrl(url)) {
-    throw new CredsyncError("invalid_request", "url must be an http or https URL", { field: "url" });
+  if (url != null && url !== "" && (typeof url !== "string" || !isBackendUrl(url))) {
+    throw new CredsyncError("invalid_request", "url must be scheme://host… (https, ldap, ldaps, kpasswd, …)", {
+      field: "url",
+    });
   }
   const backends = await localBackends();
   if (name) {
@@ -121,6 +140,106 @@ export async function setBackend(accountId, name, url) {
   }
   await messenger.storage.local.set({ backends });
   return {};
+}
+
+/**
+ * Saves the provider's web page of one account, for guided mode (the user
+ * typed it once); an empty url removes it.
+ */
+export async function setPage(accountId, url) {
+  if (typeof accountId !== "string" || !accountId) {
+    throw new CredsyncError("invalid_request", "accountId must be a non-empty string", { field: "accountId" });
+  }
+  if (url != null && url !== "" && (typeof url !== "string" || !isHttpUrl(url))) {
+    throw new CredsyncError("invalid_request", "url must be an http or https URL", { field: "url" });
+  }
+  const pages = await localPages();
+  if (url) {
+    pages[accountId] = url;
+  } else {
+    delete pages[accountId];
+  }
+  await messenger.storage.local.set({ pages });
+  return {};
+}
+
+// ---- guided mode ------------------------------------------------------------
+
+// How long the popup keeps offering "type the new password here" after it
+// sent the user to the provider's page (the toolbar popup closes when the
+// tab opens).
+const GUIDED_KEEP_MS = 60 * 60 * 1000;
+
+/**
+ * Guided mode: opens the provider's page for the account (`url`, when given,
+ * is saved as the account's page first) in a Thunderbird tab, or with
+ * `browser` in the system's web browser, and remembers for the popup that
+ * the user went there (`reason`: "change" or "aruba", which says what the
+ * user is to bring back). No password is involved.
+ *
+ * @returns {Promise<object>} {url, where: "tab" | "browser"}
+ */
+export async function openPage(accountId, { url, browser = false, reason = "change" } = {}) {
+  if (url) {
+    await setPage(accountId, url);
+  }
+  const account = (await accounts()).find(a => a.id === accountId);
+  if (!account) {
+    throw new CredsyncError("unknown_account", `no IMAP or POP3 account "${accountId}"`);
+  }
+  const page = account.page?.url;
+  if (!page) {
+    throw new CredsyncError("invalid_request", "no page is known for this account", { field: "url" });
+  }
+  let where = "tab";
+  try {
+    if (browser) {
+      await messenger.windows.openDefaultBrowser(page);
+      where = "browser";
+    } else {
+      await messenger.tabs.create({ url: page, active: true });
+    }
+  } catch {
+    throw new CredsyncError("open_failed", "Thunderbird could not open the page");
+  }
+  await setGuided({ accountId, reason: reason === "aruba" ? "aruba" : "change", at: Date.now() });
+  return { url: page, where };
+}
+
+/** The account the user was last sent to the provider's page for, or null. */
+export async function guided() {
+  const value = await sessionGet("guided");
+  if (!isObject(value) || typeof value.accountId !== "string" || !(Date.now() - value.at < GUIDED_KEEP_MS)) {
+    return null;
+  }
+  return value;
+}
+
+/** Forgets guided mode (for accountId only, when given). */
+export async function clearGuided(accountId) {
+  const current = await guided();
+  if (current && (!accountId || current.accountId === accountId)) {
+    await setGuided(null);
+  }
+  return {};
+}
+
+let guidedFallback = null; // without storage.session
+
+async function setGuided(value) {
+  try {
+    await messenger.storage.session.set({ guided: value });
+  } catch {
+    guidedFallback = value;
+  }
+}
+
+async function sessionGet(key) {
+  try {
+    return (await messenger.storage.session.get(key))[key];
+  } catch {
+    return key === "guided" ? guidedFallback : undefined;
+  }
 }
 
 /**
@@ -285,8 +404,9 @@ export async function propagateSaved({ accountIds, side }) {
       }
       const sides = SIDES.filter(s => request.account[s]);
       try {
-        await syncPassword(id, request.password, undefined, { sides, siblings: false });
-        results.push({ id, name: account.name, sides, stored: true });
+        const synced = await syncPassword(id, request.password, undefined, { sides, siblings: false });
+        const audit = synced.auditFailed ? { auditFailed: true } : {};
+        results.push({ id, name: account.name, sides, stored: true, ...audit });
       } catch (e) {
         results.push({ id, name: account.name, sides, stored: false, error: errorJSON(e) });
       }
@@ -355,10 +475,22 @@ async function localBackends() {
   return isObject(backends) ? backends : {};
 }
 
+// The provider pages the user typed for guided mode, by account id.
+async function localPages() {
+  const { pages } = await messenger.storage.local.get("pages");
+  return isObject(pages) ? pages : {};
+}
+
 // Administrator defaults: storage.managed "backends", keyed by mail domain.
-async function managedBackends() {
-  const backends = await managedValue("backends");
-  return isObject(backends) ? backends : {};
+function managedBackends() {
+  return managedObject("backends");
+}
+
+// An object of storage.managed keyed by mail domain ("backends": {name,
+// url}; "pages": the provider's page for guided mode), or {}.
+async function managedObject(key) {
+  const value = await managedValue(key);
+  return isObject(value) ? value : {};
 }
 
 async function managedValue(key) {
@@ -369,17 +501,20 @@ async function managedValue(key) {
   }
 }
 
-async function backendOf(account, local, managed) {
+// The account's back-end: chosen in the options, else the administrator's
+// for the mail domain, else the one its servers' host names imply.
+function backendOf(account, domain, local, managed) {
   const chosen = validBackend(local[account.id]);
   if (chosen) {
     return { backend: chosen, backendSource: "local" };
   }
-  if (Object.keys(managed).length) {
-    const domain = await mailDomain(account);
-    const fallback = domain && validBackend(managed[domain]);
-    if (fallback) {
-      return { backend: fallback, backendSource: "managed" };
-    }
+  const fallback = domain && validBackend(managed[domain]);
+  if (fallback) {
+    return { backend: fallback, backendSource: "managed" };
+  }
+  const detected = detectBackend(account.incoming?.host) ?? detectBackend(account.outgoing?.host);
+  if (detected) {
+    return { backend: { name: detected }, backendSource: "detected" };
   }
   return { backend: null, backendSource: null };
 }
@@ -408,12 +543,4 @@ async function mailDomain(account) {
 
 function isObject(value) {
   return value !== null && typeof value === "object" && !Array.isArray(value);
-}
-
-function isHttpUrl(value) {
-  try {
-    return ["http:", "https:"].includes(new URL(value).protocol);
-  } catch {
-    return false;
-  }
 }

@@ -19,6 +19,88 @@ export function describeSides(sides) {
     .join("; ");
 }
 
+// Rule names (PROTOCOL.md policy_violation) with a message of their own.
+const KNOWN_RULES = new Set([
+  "empty", "too_long", "invalid_utf8", "control_characters", "same_as_current", "current_required",
+  "too_short", "needs_upper", "needs_lower", "needs_digit", "needs_special", "bad_character",
+  "too_weak", "breached", "mismatch",
+]);
+
+/**
+ * One broken rule as a sentence naming it: {rule, ...params} from
+ * rules.violations, or a bare rule name from a host error, completed with
+ * the back-end's `rules` (hello) when they are known.
+ */
+export function describeRule(violation, rules = null) {
+  const v = typeof violation === "string" ? { rule: violation } : (violation ?? {});
+  const r = rules && typeof rules === "object" ? rules : {};
+  const specials = v.specials ?? r.specials ?? "";
+  switch (v.rule) {
+    case "too_short": {
+      const min = v.minLength ?? r.minLength;
+      return min ? t("rule_too_short", min) : t("rule_too_short_any");
+    }
+    case "too_long": {
+      const max = v.maxLength ?? (v.maxBytes ? null : r.maxLength);
+      if (max) {
+        return t("rule_too_long", max);
+      }
+      const bytes = v.maxBytes ?? r.maxBytes;
+      return bytes ? t("rule_too_long_bytes", bytes) : t("rule_too_long_any");
+    }
+    case "needs_special":
+      return specials ? t("rule_needs_special", specials) : t("rule_needs_special_any");
+    case "bad_character": {
+      const forbidden = v.forbidden ?? r.forbidden ?? "";
+      if (specials) {
+        return t("rule_bad_character", specials);
+      }
+      return forbidden ? t("rule_bad_character_forbidden", forbidden) : t("rule_bad_character_any");
+    }
+  }
+  return KNOWN_RULES.has(v.rule) ? t(`rule_${v.rule}`) : t("rule_unknown", String(v.rule ?? "?"));
+}
+
+/**
+ * The back-end's rules in one sentence ("The provider's rules: 8–256
+ * characters, an upper-case letter, …"), or "" when they impose nothing.
+ */
+export function describeRules(rules) {
+  if (!rules || typeof rules !== "object") {
+    return "";
+  }
+  const parts = [];
+  if (rules.minLength > 0 && rules.maxLength > 0) {
+    parts.push(t("rules_length", rules.minLength, rules.maxLength));
+  } else if (rules.minLength > 0) {
+    parts.push(t("rules_min", rules.minLength));
+  } else if (rules.maxLength > 0) {
+    parts.push(t("rules_max", rules.maxLength));
+  }
+  if (rules.maxBytes > 0) {
+    parts.push(t("rules_bytes", rules.maxBytes));
+  }
+  const classes = [
+    ["needsUpper", "rules_upper"],
+    ["needsLower", "rules_lower"],
+    ["needsDigit", "rules_digit"],
+  ];
+  for (const [key, text] of classes) {
+    if (rules[key]) {
+      parts.push(t(text));
+    }
+  }
+  if (rules.needsSpecial) {
+    parts.push(rules.specials ? t("rules_special_of", rules.specials) : t("rules_special"));
+  } else if (rules.specials) {
+    parts.push(t("rules_specials_only", rules.specials));
+  }
+  if (rules.forbidden) {
+    parts.push(t("rules_forbidden", rules.forbidden));
+  }
+  return parts.length ? t("rules_intro", parts.join(t("rules_separator"))) : "";
+}
+
 /**
  * The user-facing text of an error {code, message, ...extra}.
  *
@@ -27,15 +109,30 @@ export function describeSides(sides) {
  * @param {boolean} [context.changing] the provider step had started
  * @param {boolean} [context.sync] the password was changed elsewhere ("I
  *   already changed it", automatic update): it is not a new one
+ * @param {object} [context.rules] the back-end's rules (hello), to complete
+ *   a rule named by the error
  */
-export function describeError(error, { changing = false, sync = false } = {}) {
+export function describeError(error, { changing = false, sync = false, rules = null } = {}) {
   const code = error?.code ?? "internal_error";
   switch (code) {
+    case "policy_violation":
+      if (error.rule) {
+        const key = sync ? "err_policy_violation_rule_sync" : "err_policy_violation_rule";
+        return t(key, describeRule(error.rule, rules));
+      }
+      break;
+    case "backend_rejected":
+      if (error.rule) {
+        return t("err_backend_rejected_rule", describeRule(error.rule, rules));
+      }
+      break;
     case "verification_failed":
       if (sync) {
         return t("err_verification_failed_sync", describeSides(error));
       }
       return t(error.changed ? "err_verification_failed_changed" : "err_verification_failed", describeSides(error));
+    case "store_unconfirmed":
+      return t("err_store_unconfirmed");
     case "store_failed":
     case "store_cancelled":
       return t(error.changed ? `err_${code}_changed` : `err_${code}`);
@@ -88,6 +185,18 @@ export function describePropagation(report) {
       lines.push(t("propagateFailed", r.name, describeSideList(r.sides), describeReason(r.error)));
     }
   }
+  if (results.some(r => r.auditFailed || r.error?.auditFailed)) {
+    lines.push(t("auditNote"));
+  }
   const ok = results.every(r => r.stored);
   return { title: t(ok ? "propagateTitle" : "propagateTitleFailed"), message: lines.join("\n") };
+}
+
+/**
+ * A gentle note when the host could not write the flow's audit record
+ * (`auditFailed: true` in a result or an error): the outcome is unchanged.
+ * "" otherwise.
+ */
+export function describeAudit(resultOrError) {
+  return resultOrError?.auditFailed === true ? t("auditNote") : "";
 }

@@ -1,9 +1,10 @@
 // Options: the password-change back-end (and optional URL) of each account,
-// and whether a password Thunderbird saves is copied to the other side
-// (autoPropagate).
+// the provider's web page for guided mode, and whether a password
+// Thunderbird saves is copied to the other side (autoPropagate).
 
 import { describeError } from "../lib/describe.js";
 import { localizeDocument, t } from "../lib/i18n.js";
+import { isBackendUrl, isHttpUrl } from "../lib/providers.js";
 
 const $ = id => document.getElementById(id);
 
@@ -22,63 +23,72 @@ function backendNames(hello) {
     .filter(name => typeof name === "string" && name);
 }
 
-function isHttpUrl(value) {
-  try {
-    return ["http:", "https:"].includes(new URL(value).protocol);
-  } catch {
-    return false;
-  }
-}
-
 function renderAccount(account, index, names) {
   const form = $("account-template").content.firstElementChild.cloneNode(true);
   localizeDocument(form);
   const select = form.querySelector(".backend");
   const url = form.querySelector(".url");
+  const page = form.querySelector(".page");
   const saved = form.querySelector(".saved");
   const local = account.backendSource === "local" ? account.backend : null;
+  // A back-end implied by the server name is preselected (saved with Save).
+  const preset = local ?? (account.backendSource === "detected" ? account.backend : null);
 
   select.id = `backend-${index}`;
   url.id = `url-${index}`;
+  page.id = `page-${index}`;
   form.querySelector(".backend-label").htmlFor = select.id;
   form.querySelector(".url-label").htmlFor = url.id;
+  form.querySelector(".page-label").htmlFor = page.id;
   form.querySelector(".name").textContent = account.name;
   form.querySelector(".server").textContent =
     `(${account.incoming.username} — ${account.incoming.host})`;
 
   select.append(new Option(t("optionsNotSet"), ""));
   const choices = new Set(names);
-  if (local) {
-    choices.add(local.name); // keep a saved choice the host no longer lists
+  if (preset) {
+    choices.add(preset.name); // keep a saved choice the host no longer lists
   }
   for (const name of choices) {
     select.append(new Option(name, name));
   }
-  select.value = local?.name ?? "";
+  select.value = preset?.name ?? "";
   url.value = local?.url ?? "";
+  page.value = account.page?.source === "local" ? account.page.url : "";
+  page.placeholder = account.page?.url ?? (account.pageSuggestions?.[0] || "https://");
   if (account.backendSource === "managed") {
     form.querySelector(".managed").textContent = t("optionsManaged", account.backend.name);
+  } else if (account.backendSource === "detected") {
+    form.querySelector(".managed").textContent = t("optionsDetected", account.backend.name);
   }
 
   form.addEventListener("submit", async event => {
     event.preventDefault();
     saved.className = "saved";
     const urlValue = url.value.trim();
-    if (urlValue && !isHttpUrl(urlValue)) {
+    if (urlValue && !isBackendUrl(urlValue)) {
       saved.textContent = t("optionsUrlInvalid");
       saved.classList.add("error");
       url.focus();
       return;
     }
+    const pageValue = page.value.trim();
+    if (pageValue && !isHttpUrl(pageValue)) {
+      saved.textContent = t("optionsPageInvalid");
+      saved.classList.add("error");
+      page.focus();
+      return;
+    }
     try {
       await command({ cmd: "setBackend", accountId: account.id, name: select.value, url: urlValue });
+      await command({ cmd: "setPage", accountId: account.id, url: pageValue });
       saved.textContent = t("optionsSaved");
     } catch (error) {
       saved.textContent = describeError(error);
       saved.classList.add("error");
     }
   });
-  for (const el of [select, url]) {
+  for (const el of [select, url, page]) {
     el.addEventListener("input", () => (saved.textContent = ""));
   }
   return form;

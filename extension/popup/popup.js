@@ -1,10 +1,18 @@
 // The change form. Works as the toolbar popup and in a normal tab. Two
 // modes: "change" (current, new and repeated password: the provider
 // changes it) and "sync" ("I already changed it elsewhere": one password,
-// checked on the servers and saved).
+// checked on the servers and saved). Three views: "change", "sync", and
+// "guided", shown in change mode when no back-end can change the password
+// (none configured or detected, or the host could not get through the
+// provider's web site): the popup opens the provider's page in a
+// Thunderbird tab and then switches to sync, asking for the new password
+// once. While the user types a new password, the back-end's rules (hello)
+// are checked at once; the host checks them again.
 
-import { describeError, describeReason } from "../lib/describe.js";
+import { describeAudit, describeError, describeReason, describeRule, describeRules } from "../lib/describe.js";
 import { localizeDocument, t } from "../lib/i18n.js";
+import { isHttpUrl, isWebBackend } from "../lib/providers.js";
+import { violations } from "../lib/rules.js";
 
 const STEPS = ["policy", "changing", "checking_incoming", "checking_outgoing", "saving"];
 const PASSWORD_FIELDS = ["current", "new", "repeat", "password"];
@@ -15,6 +23,9 @@ const $ = id => document.getElementById(id);
 let accounts = [];
 let running = false;
 let touched = new Set(); // fields the user has typed in
+let backends = null; // hello's back-ends by name; null until the host answered
+let guidedState = null; // {accountId, reason}: the user was sent to the provider's page
+const forcedGuided = new Set(); // accounts whose back-end could not get through
 
 function mode() {
   return $("mode-sync").checked ? "sync" : "change";
@@ -25,15 +36,48 @@ function setMode(value) {
   showMode();
 }
 
-function showMode() {
-  const current = mode();
+// Whether the account's back-end can be used: one is set (or detected) and
+// the host knows it (while hello has not answered, it is assumed to).
+function usableBackend(account) {
+  return !!account?.backend && (!backends || backends.has(account.backend.name));
+}
+
+function rulesOf(account) {
+  return (account && backends?.get(account.backend?.name)?.rules) || null;
+}
+
+// "change", "sync" or "guided".
+function view() {
+  if (mode() === "sync") {
+    return "sync";
+  }
+  const account = selectedAccount();
+  return account?.passwordBased && (!usableBackend(account) || forcedGuided.has(account.id)) ? "guided" : "change";
+}
+
+// Shows the parts of the current view, for the selected account. Keeps what
+// the user typed and the status line.
+function render() {
+  const current = view();
   for (const el of document.querySelectorAll("[data-mode]")) {
-    el.hidden = el.dataset.mode !== current;
+    el.hidden = !el.dataset.mode.split(" ").includes(current);
   }
   $("change").textContent = t(current === "sync" ? "syncButton" : "changeButton");
+  document.documentElement.dataset.view = current;
+  showBackend();
+  showSiblings();
+  showAruba();
+  showGuided();
+  showRules();
+}
+
+// After the mode or the account changed: a fresh form.
+function showMode() {
+  render();
   touched = new Set();
   showProblems([]);
   showStatus("");
+  $("guided-offer").hidden = true;
 }
 
 async function command(message) {
@@ -87,7 +131,27 @@ async function loadAccounts() {
   const initial = usable.find(a => a.id === preferred) ?? usable[0];
   select.value = initial?.id ?? "";
   $("account-hint").hidden = usable.length === accounts.length;
-  showBackend();
+  render();
+}
+
+// hello's back-ends and their rules; the view is redrawn when they arrive.
+async function loadBackends() {
+  try {
+    const hello = await command({ cmd: "hello" });
+    backends = new Map(
+      (hello?.backends ?? [])
+        .map(b => (typeof b === "string" ? { name: b } : b))
+        .filter(b => typeof b?.name === "string")
+        .map(b => [b.name, b])
+    );
+  } catch {
+    backends = null; // the change itself will say what is wrong with the host
+  }
+  render();
+  if (!running && touched.size) {
+    showProblems(problems({ onlyTouched: true }));
+  }
+  document.documentElement.dataset.backends = backends ? "ready" : "unknown";
 }
 
 function siblingsOf(account) {
@@ -106,68 +170,187 @@ function showSiblings() {
   hint.textContent = siblings.length ? t("siblingsHint", quoteNames(siblings)) : "";
 }
 
-function showAccount() {
-  showBackend();
-  showSiblings();
-}
 
 function showBackend() {
   const account = selectedAccount();
   const text = $("backend-text");
   text.textContent = "";
-  text.classList.remove("warning");
   if (!account) {
     return;
   }
-  if (account.backend) {
-    text.textContent = t("backendIs", account.backend.name);
+  if (usableBackend(account)) {
+    text.textContent = t(account.backendSource === "detected" ? "backendDetected" : "backendIs", account.backend.name);
+  } else if (account.backend) {
+    text.textContent = t("backendUnknown", account.backend.name);
   } else {
     text.textContent = t("backendMissing");
-    text.classList.add("warning");
   }
+}
+
+// Aruba PEC: with two-step verification, mail programs use a generated
+// "password per programmi di posta".
+function showAruba() {
+  $("aruba").hidden = !selectedAccount()?.arubaPec;
+}
+
+// ---- guided mode -----------------------------------------------------------
+
+function showGuided() {
+  const account = selectedAccount();
+  const page = account?.page?.url ?? "";
+  const editing = $("guided-url-field").dataset.editing === account?.id;
+  $("guided-intro").textContent = t(
+    forcedGuided.has(account?.id) ? "guidedIntroFailed" : account?.arubaPec ? "guidedIntroAruba" : "guidedIntro"
+  );
+  $("guided-retry-line").hidden = !forcedGuided.has(account?.id) || !usableBackend(account);
+  $("guided-page").hidden = !page || editing;
+  $("guided-page-text").textContent = page ? t("guidedPageIs", page) : "";
+  $("guided-url-field").hidden = !!page && !editing;
+  const suggestions = $("guided-suggestions");
+  suggestions.replaceChildren(...(account?.pageSuggestions ?? []).map(url => new Option(url)));
+  $("guided-url-error").textContent = "";
+  $("guided-url").removeAttribute("aria-invalid");
+  const note = $("guided-note");
+  const here = view() === "sync" && guidedState && guidedState.accountId === account?.id;
+  note.hidden = !here;
+  note.textContent = here ? t(guidedState.reason === "aruba" ? "guidedNoteAruba" : "guidedNote") : "";
+}
+
+function editPage() {
+  const account = selectedAccount();
+  const field = $("guided-url-field");
+  field.dataset.editing = account?.id ?? "";
+  $("guided-url").value = account?.page?.url ?? "";
+  showGuided();
+  $("guided-url").focus();
+}
+
+// Opens the provider's page (typed in the guided view, else the known one)
+// and switches to "I already changed it" for the account.
+async function openGuided({ browser = false, reason = "change", typed = true } = {}) {
+  const account = selectedAccount();
+  if (!account?.passwordBased || running) {
+    return;
+  }
+  let url;
+  if (typed && !$("guided-url-field").hidden) {
+    url = $("guided-url").value.trim();
+    if (!isHttpUrl(url)) {
+      $("guided-url-error").textContent = t("guidedUrlInvalid");
+      $("guided-url").setAttribute("aria-invalid", "true");
+      $("guided-url").focus();
+      return;
+    }
+  }
+  showStatus("");
+  let opened;
+  try {
+    opened = await command({ cmd: "openPage", accountId: account.id, url, browser, reason });
+  } catch (error) {
+    showStatus(describeError(error), "error");
+    return;
+  }
+  if (url) {
+    account.page = { url, source: "local" };
+  }
+  delete $("guided-url-field").dataset.editing;
+  guidedState = { accountId: account.id, reason };
+  $("guided-offer").hidden = true;
+  setMode("sync");
+  showStatus(t(opened.where === "browser" ? "guidedOpenedBrowser" : "guidedOpened"));
+  $("password").focus();
+}
+
+// After the host could not get through the provider's site.
+function offerGuided(account, error, kind) {
+  const offer =
+    kind === "change" &&
+    !!account?.passwordBased &&
+    (error.code === "page_not_recognised" ||
+      (error.code === "backend_unreachable" && isWebBackend(account.backend?.name)));
+  $("guided-offer").hidden = !offer;
+}
+
+function switchToGuided() {
+  const account = selectedAccount();
+  if (!account) {
+    return;
+  }
+  forcedGuided.add(account.id);
+  $("guided-offer").hidden = true;
+  setMode("change");
+  clearPasswords();
+  ($("guided-url-field").hidden ? $("guided-open") : $("guided-url")).focus();
+}
+
+// The back-end's rules under the new password, when known.
+function showRules() {
+  const summary = view() === "change" ? describeRules(rulesOf(selectedAccount())) : "";
+  $("new-hint").textContent = summary;
+  $("new-hint").hidden = !summary;
 }
 
 // ---- validation ----------------------------------------------------------
 
-// Returns [[field, messageKey], ...] for the current values.
+// Returns [[field, text, rule], ...] for the current values; rule is the
+// broken rule's name (PROTOCOL.md), when there is one.
 function problems({ onlyTouched }) {
   const found = [];
   const value = id => $(id).value;
   const considered = id => !onlyTouched || touched.has(id);
   const account = selectedAccount();
+  const current = view();
   if (!onlyTouched && !account?.passwordBased) {
-    found.push(["account", "errNoAccount"]);
-  } else if (mode() === "sync") {
+    found.push(["account", t("errNoAccount")]);
+    return found;
+  }
+  if (current === "sync") {
     if (!onlyTouched && !value("password")) {
-      found.push(["password", "errPasswordEmpty"]);
+      found.push(["password", t("errPasswordEmpty"), "empty"]);
+    } else if (value("password") && considered("password")) {
+      // Only the rules every password obeys: this one is already in force.
+      for (const v of violations(value("password"))) {
+        found.push(["password", describeRule(v), v.rule]);
+      }
     }
     return found;
-  } else if (!onlyTouched && !account.backend) {
-    found.push(["open-options", "err_backend_not_configured"]);
+  }
+  if (current === "guided") {
+    return found;
   }
   if (!onlyTouched && !value("current")) {
-    found.push(["current", "errCurrentEmpty"]);
+    found.push(["current", t("errCurrentEmpty"), "current_required"]);
   }
   if (!onlyTouched && !value("new")) {
-    found.push(["new", "errNewEmpty"]);
-  } else if (value("new") && value("current") && value("new") === value("current") && considered("new")) {
-    found.push(["new", "errSameAsCurrent"]);
+    found.push(["new", t("errNewEmpty"), "empty"]);
+  } else if (value("new") && considered("new")) {
+    const rules = rulesOf(account);
+    for (const v of violations(value("new"), { current: value("current"), rules })) {
+      found.push(["new", describeRule(v, rules), v.rule]);
+    }
   }
   if (considered("repeat") && (value("repeat") || !onlyTouched) && value("repeat") !== value("new")) {
-    found.push(["repeat", "errRepeatMismatch"]);
+    found.push(["repeat", describeRule("mismatch"), "mismatch"]);
   }
   return found;
 }
 
 function showProblems(found) {
   for (const id of PASSWORD_FIELDS) {
-    const problem = found.find(([field]) => field === id);
-    $(`${id}-error`).textContent = problem ? t(problem[1]) : "";
-    $(id).toggleAttribute("aria-invalid", !!problem);
+    const mine = found.filter(([field]) => field === id);
+    const error = $(`${id}-error`);
+    error.textContent = mine.map(([, text]) => text).join(" ");
+    const rules = mine.map(([, , rule]) => rule).filter(Boolean);
+    if (rules.length) {
+      error.dataset.rules = rules.join(" ");
+    } else {
+      delete error.dataset.rules;
+    }
+    $(id).toggleAttribute("aria-invalid", mine.length > 0);
   }
-  const accountProblem = found.find(([field]) => ["account", "open-options"].includes(field));
+  const accountProblem = found.find(([field]) => field === "account");
   if (accountProblem) {
-    showStatus(t(accountProblem[1]), "error");
+    showStatus(accountProblem[1], "error");
   }
 }
 
@@ -226,6 +409,14 @@ function showStatus(text, kind = "") {
   const status = $("status");
   status.textContent = text;
   status.className = kind;
+  if (!text) {
+    showNote("");
+  }
+}
+
+// A remark under the status line that is not an error (auditFailed).
+function showNote(text) {
+  $("note").textContent = text;
 }
 
 function setRunning(value) {
@@ -263,8 +454,9 @@ function describeSiblings(siblings = []) {
   return texts;
 }
 
-function finish(response, kind = mode()) {
+function finish(response, kind = mode(), accountId = selectedAccount()?.id) {
   const changing = ["running", "ok", "failed"].includes(stepState("changing"));
+  const account = accounts.find(a => a.id === accountId) ?? null;
   setRunning(false);
   clearPasswords();
   if (response.ok) {
@@ -273,7 +465,12 @@ function finish(response, kind = mode()) {
     const main = t(sync ? (both ? "syncSuccess" : "syncSuccessIncomingOnly") : both ? "success" : "successIncomingOnly");
     const siblings = response.result?.siblings ?? [];
     const allStored = siblings.every(s => s.stored);
+    if (guidedState?.accountId === accountId) {
+      guidedState = null; // the background forgot it too
+      showGuided();
+    }
     showStatus([main, ...describeSiblings(siblings)].join(" "), allStored ? "success" : "error");
+    showNote(describeAudit(response.result));
     $("status").focus();
     return;
   }
@@ -284,17 +481,20 @@ function finish(response, kind = mode()) {
   if (!$("steps").querySelector("li:not(.pending)")) {
     $("progress").hidden = true;
   }
-  showStatus(describeError(error, { changing, sync: kind === "sync" }), "error");
+  showStatus(describeError(error, { changing, sync: kind === "sync", rules: rulesOf(account) }), "error");
+  showNote(describeAudit(error));
+  offerGuided(account, error, kind);
   const focusField = {
     wrong_current_password: "current",
     policy_violation: kind === "sync" ? "password" : "new",
     verification_failed: kind === "sync" ? "password" : null,
   }[error.code];
-  (focusField ? $(focusField) : $("status")).focus();
+  (focusField && !$(focusField).closest("[hidden]") ? $(focusField) : $("status")).focus();
 }
 
 // Follows a change or sync through a port: progress events, then the result.
 function follow(message, kind) {
+  const { accountId } = message;
   setRunning(true);
   showStatus(t(kind === "sync" ? "runningSync" : "running"));
   const port = messenger.runtime.connect({ name: "credsync" });
@@ -307,12 +507,12 @@ function follow(message, kind) {
     } else if (event.type === "result") {
       done = true;
       port.disconnect();
-      finish(event, kind);
+      finish(event, kind, accountId);
     }
   });
   port.onDisconnect.addListener(() => {
     if (!done) {
-      finish({ ok: false, error: { code: "internal_error" } }, kind);
+      finish({ ok: false, error: { code: "internal_error" } }, kind, accountId);
     }
   });
   port.postMessage(message);
@@ -320,8 +520,8 @@ function follow(message, kind) {
 
 function submit(event) {
   event.preventDefault();
-  if (running) {
-    return;
+  if (running || view() === "guided") {
+    return; // in the guided view, its own button opens the page
   }
   const found = problems({ onlyTouched: false });
   showProblems(found);
@@ -333,6 +533,7 @@ function submit(event) {
   const kind = mode();
   resetSteps(account, kind);
   $("progress").hidden = true;
+  $("guided-offer").hidden = true;
   showStatus("");
   if (kind === "sync") {
     follow({ cmd: "sync", accountId: account.id, password: $("password").value }, kind);
@@ -356,7 +557,7 @@ async function resumeFlows() {
   const kind = flow.kind === "sync" ? "sync" : "change";
   setMode(kind);
   $("account").value = flow.accountId;
-  showAccount();
+  showMode();
   resetSteps(selectedAccount(), kind);
   $("progress").hidden = true;
   for (const [step, state] of Object.entries(flow.steps)) {
@@ -366,10 +567,27 @@ async function resumeFlows() {
     setSibling(accountId, state);
   }
   if (flow.done) {
-    finish(flow.response, kind);
+    finish(flow.response, kind, flow.accountId);
   } else {
     follow({ cmd: "watch", accountId: flow.accountId }, kind);
   }
+}
+
+// The account the user was sent to the provider's page for (the toolbar
+// popup closed when the tab opened): back in "I already changed it".
+async function resumeGuided() {
+  try {
+    guidedState = (await command({ cmd: "guided" })).guided;
+  } catch {
+    guidedState = null;
+  }
+  const account = accounts.find(a => a.id === guidedState?.accountId && a.passwordBased);
+  if (!account) {
+    guidedState = null;
+    return;
+  }
+  $("account").value = account.id;
+  setMode("sync");
 }
 
 async function init() {
@@ -378,11 +596,24 @@ async function init() {
   for (const radio of document.querySelectorAll('input[name="mode"]')) {
     radio.addEventListener("change", showMode);
   }
-  $("account").addEventListener("change", () => {
-    showAccount();
-    showStatus("");
-  });
+  $("account").addEventListener("change", showMode);
   $("open-options").addEventListener("click", () => messenger.runtime.openOptionsPage());
+  $("guided-open").addEventListener("click", () => openGuided());
+  $("guided-browser").addEventListener("click", () => openGuided({ browser: true }));
+  $("guided-edit").addEventListener("click", editPage);
+  $("guided-url").addEventListener("keydown", event => {
+    if (event.key === "Enter") {
+      event.preventDefault(); // not the form's submit
+      openGuided();
+    }
+  });
+  $("aruba-open").addEventListener("click", () => openGuided({ reason: "aruba", typed: false }));
+  $("guided-offer").addEventListener("click", switchToGuided);
+  $("guided-retry").addEventListener("click", () => {
+    forcedGuided.delete(selectedAccount()?.id);
+    showMode();
+    $("current").focus();
+  });
   for (const id of PASSWORD_FIELDS) {
     $(id).addEventListener("input", () => {
       touched.add(id);
@@ -390,13 +621,17 @@ async function init() {
     });
   }
   showMode();
+  const helloDone = loadBackends();
   await loadAccounts();
-  showSiblings();
+  await resumeGuided();
   await resumeFlows();
   if (!running) {
     const usable = accounts.filter(a => a.passwordBased).length;
-    (usable > 1 ? $("account") : $(mode() === "sync" ? "password" : "current")).focus();
+    const guidedFirst = $("guided-url-field").hidden ? "guided-open" : "guided-url";
+    const first = { sync: "password", change: "current", guided: guidedFirst }[view()];
+    (usable > 1 && !guidedState ? $("account") : $(first)).focus();
   }
+  await helloDone;
 }
 
 init();

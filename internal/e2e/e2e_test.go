@@ -106,6 +106,9 @@ func TestThunderbird(t *testing.T) {
 			t.Run("propagate_wrong_password", e.testPropagateWrongPassword)
 			t.Run("propagate_disabled", e.testPropagateDisabled)
 			t.Run("propagate_wakes_event_page", e.testPropagateWakesEventPage)
+			t.Run("propagate_outgoing_first", e.testPropagateOutgoingFirst)
+			t.Run("guided_no_backend", e.testGuided)
+			t.Run("aruba_two_factor_guided", e.testArubaTwoFactor)
 			t.Run("cli_sync", e.testCLISync)
 			t.Logf("Thunderbird %s: start %s, scenarios %s", name,
 				e.tb.StartDuration.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
@@ -123,6 +126,12 @@ type env struct {
 }
 
 func newEnv(t *testing.T, bin, name string) *env {
+	return newEnvWithCAs(t, bin, name, nil)
+}
+
+// newEnvWithCAs is newEnv with more CAs (PEM) that Thunderbird and the host
+// trust besides the sandbox's (e.g. the real mail stack's).
+func newEnvWithCAs(t *testing.T, bin, name string, extraCAs [][]byte) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -155,7 +164,11 @@ func newEnv(t *testing.T, bin, name string) *env {
 	}
 	t.Cleanup(func() { sb.Close() })
 	caFile := filepath.Join(state, "sandbox-ca.pem")
-	if err := sb.WriteCA(caFile); err != nil {
+	bundle := append([]byte(nil), sb.CAPEM...)
+	for _, ca := range extraCAs {
+		bundle = append(append(bundle, '\n'), ca...)
+	}
+	if err := os.WriteFile(caFile, bundle, 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -178,8 +191,10 @@ func newEnv(t *testing.T, bin, name string) *env {
 			t.Logf("Thunderbird %s log (%s), filtered:\n%s", name, tb.LogPath, logTail(tb.Log(), 150))
 		}
 	})
-	if _, err := tb.ImportCA(ctx, sb.CAPEM); err != nil {
-		t.Fatal(err)
+	for _, ca := range append([][]byte{sb.CAPEM}, extraCAs...) {
+		if _, err := tb.ImportCA(ctx, ca); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// A headless Thunderbird shows no notification: record them instead.
 	if err := tb.RecordAlerts(ctx); err != nil {
@@ -250,6 +265,12 @@ type scenario struct {
 // stores them), opens the extension's popup page, and chooses the sandbox
 // back-end for the account through the extension.
 func (e *env) newScenario(t *testing.T, spec tbharness.AccountSpec, old, new string) *scenario {
+	return e.newScenarioWith(t, spec, old, new, "sandbox", e.sb.ChangeURL)
+}
+
+// newScenarioWith is newScenario with another back-end and URL; an empty
+// backend chooses none.
+func (e *env) newScenarioWith(t *testing.T, spec tbharness.AccountSpec, old, new, backend, backendURL string) *scenario {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	s := &scenario{e: e, t: t, ctx: ctx, spec: spec, old: old, new: new, started: time.Now()}
@@ -279,10 +300,12 @@ func (e *env) newScenario(t *testing.T, spec tbharness.AccountSpec, old, new str
 	}
 	s.popup = popup
 	t.Logf("popup page ready after %s", time.Since(s.started).Round(time.Millisecond))
-	if err := popup.SetBackend(ctx, acct.Key, "sandbox", e.sb.ChangeURL); err != nil {
-		t.Fatal(err)
+	if backend != "" {
+		if err := popup.SetBackend(ctx, acct.Key, backend, backendURL); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("back-end chosen after %s", time.Since(s.started).Round(time.Millisecond))
 	}
-	t.Logf("back-end chosen after %s", time.Since(s.started).Round(time.Millisecond))
 	accts, err := popup.Accounts(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -291,7 +314,12 @@ func (e *env) newScenario(t *testing.T, spec tbharness.AccountSpec, old, new str
 	for _, a := range accts {
 		if a.ID == acct.Key {
 			found = true
-			if !a.PasswordBased || a.Backend == nil || a.Backend.Name != "sandbox" || a.Backend.URL != e.sb.ChangeURL {
+			switch {
+			case !a.PasswordBased:
+				t.Fatalf("extension sees account %s as %+v", acct.Key, a)
+			case backend == "" && a.Backend != nil:
+				t.Fatalf("account %s has back-end %+v, want none", acct.Key, *a.Backend)
+			case backend != "" && (a.Backend == nil || a.Backend.Name != backend || a.Backend.URL != backendURL):
 				t.Fatalf("extension sees account %s as %+v", acct.Key, a)
 			}
 		}

@@ -95,6 +95,14 @@ type PopupAccount struct {
 	} `json:"backend"`
 	// Siblings are the ids of the accounts sharing this account's login.
 	Siblings []string `json:"siblings"`
+	// Page is the provider's web page for guided mode (Source "local",
+	// "managed", "backend" or "aruba"), nil when none is known.
+	Page *struct {
+		URL    string `json:"url"`
+		Source string `json:"source"`
+	} `json:"page"`
+	// ArubaPec is true for an Aruba PEC mailbox (back-end or server name).
+	ArubaPec bool `json:"arubaPec"`
 }
 
 // Accounts returns the extension's account list.

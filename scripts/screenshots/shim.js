@@ -6,7 +6,10 @@
 //   messenger.i18n.getMessage(key, substitutions)   the locale's real messages.json
 //   messenger.i18n.getUILanguage()
 //   messenger.runtime.sendMessage({cmd: "accounts"}) fake accounts below
+//   messenger.runtime.sendMessage({cmd: "hello"})    the back-ends and their rules
+//   messenger.runtime.sendMessage({cmd: "guided"})   not sent to a provider's page
 //   messenger.runtime.sendMessage({cmd: "status"})   no earlier change
+//   messenger.runtime.sendMessage({cmd: "openPage"}) guided mode (only on click): opens nothing
 //   messenger.accounts.getDefault()
 //   messenger.runtime.connect({name: "credsync"})    a change or a sync
 //                                                    ({cmd: "change" | "sync"}): progress events
@@ -15,9 +18,13 @@
 // Query parameters of popup.html:
 //   lang=en|it          the locale (default en)
 //   mode=change|sync    "change my password" (default) or "I already changed it"
+//   mode=guided         a mailbox without a password-change service: the
+//                       popup offers the provider's page (state is ignored)
 //   state=progress      form filled in and submitted, change half-way (default)
 //   state=form          form filled in, not submitted
 //   state=done          the change finished successfully
+//   account=accountN    the mailbox selected at first (default account2, with
+//                       mode=guided account4; account1 is an Aruba PEC box)
 //
 // When the page has reached the state, <html> gets data-shim-ready="WxH"
 // (the popup's size in CSS pixels at its preferred width, which body's
@@ -30,7 +37,7 @@
   const params = new URLSearchParams(location.search);
   const lang = params.get("lang") || "en";
   const state = params.get("state") || "progress";
-  const mode = params.get("mode") === "sync" ? "sync" : "change";
+  const mode = ["sync", "guided"].includes(params.get("mode")) ? params.get("mode") : "change";
 
   // ---- i18n ----------------------------------------------------------------
 
@@ -81,6 +88,9 @@
   const endpoint = (protocol, host, port, username, authMethod = 3) => ({
     protocol, host, port, socketType: 3, authMethod, username,
   });
+  // As core.accounts() lists them: the back-end (or the one the server name
+  // implies, "detected"), the provider's page for guided mode, suggestions
+  // for typing it, and whether the mailbox is Aruba PEC's.
   const ACCOUNTS = [
     {
       id: "account1",
@@ -90,9 +100,12 @@
       passwordBased: true,
       hasIncomingPassword: true,
       hasOutgoingPassword: true,
-      backend: null,
-      backendSource: null,
+      backend: { name: "aruba" },
+      backendSource: "detected",
       siblings: [],
+      page: { url: "https://gestionemail.pec.it/", source: "aruba" },
+      pageSuggestions: ["https://webmail.pec.it/", "https://mail.pec.it/", "https://imaps.pec.aruba.it/"],
+      arubaPec: true,
     },
     {
       id: "account2",
@@ -107,6 +120,9 @@
       backendSource: "local",
       // The same mailbox, also set up as POP3 (account4): updated together.
       siblings: ["account4"],
+      page: null,
+      pageSuggestions: ["https://webmail.aclibresciane.it/", "https://mail.aclibresciane.it/", "https://imap.aclibresciane.it/"],
+      arubaPec: false,
     },
     {
       id: "account3",
@@ -119,6 +135,9 @@
       backend: null,
       backendSource: null,
       siblings: [],
+      page: null,
+      pageSuggestions: ["https://webmail.gmail.com/", "https://mail.gmail.com/", "https://imap.gmail.com/"],
+      arubaPec: false,
     },
     {
       id: "account4",
@@ -131,9 +150,21 @@
       backend: null,
       backendSource: null,
       siblings: ["account2"],
+      page: null,
+      pageSuggestions: ["https://webmail.aclibresciane.it/", "https://mail.aclibresciane.it/", "https://imap.aclibresciane.it/"],
+      arubaPec: false,
     },
   ];
-  const DEFAULT_ACCOUNT = "account2";
+  // hello's back-ends (internal/provider), with Aruba's published rules.
+  const BACKENDS = [
+    { name: "aruba", needsUrl: false, needsCurrent: true,
+      rules: { minLength: 8, maxLength: 256, needsUpper: true, needsLower: true, needsDigit: true,
+               needsSpecial: true, specials: "!#$%&()*+,./-:;=?[]_{|}\\@" } },
+    { name: "ldap", needsUrl: true, needsCurrent: true },
+    { name: "roundcube", needsUrl: true, needsCurrent: true },
+    { name: "sandbox", needsUrl: true, needsCurrent: true },
+  ];
+  const DEFAULT_ACCOUNT = params.get("account") || (mode === "guided" ? "account4" : "account2");
   const PASSWORDS =
     mode === "sync"
       ? { password: "Lago-d'Iseo-2025" }
@@ -154,6 +185,10 @@
 
   const answers = {
     accounts: () => ({ accounts: structuredClone(ACCOUNTS) }),
+    hello: () => ({ name: "credsync", version: "0.1.0", protocol: 1, capabilities: ["verify", "change", "sync"],
+                    backends: structuredClone(BACKENDS) }),
+    guided: () => ({ guided: null }),
+    openPage: () => ({ url: "https://webmail.aclibresciane.it/", where: "tab" }),
     status: () => {
       setTimeout(afterInit, 0);
       return { flows: [] };
@@ -205,6 +240,10 @@
 
   // The popup has loaded the accounts and looked for earlier changes.
   function afterInit() {
+    if (mode === "guided") {
+      setTimeout(ready, 50);
+      return;
+    }
     if (mode === "sync") {
       document.getElementById("mode-sync").click();
     }
