@@ -4,9 +4,11 @@ import "sort"
 
 // backends lists every back-end; adding one is one file plus one line here.
 var backends = map[string]Backend{
+	"ad":          ad{},
 	"aruba":       aruba{},
 	"cpanel":      cpanel{},
 	"directadmin": directadmin{},
+	"kpasswd":     kpasswd{},
 	"ldap":        ldapBackend{},
 	"poppassd":    poppassd{},
 	"roundcube":   roundcube{},
