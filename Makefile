@@ -35,7 +35,7 @@ xpi:
 	$(GO) run ./scripts/xpi -o $(BIN)/credsync.xpi extension
 
 # The README's test command, and all that .ci/run calls.
-test: lint test-unit cross test-integration test-e2e test-dist
+test: lint test-unit cross test-integration test-e2e test-e2e-stack test-dist
 
 test-unit:
 	$(GO) test -race -count=1 ./...
