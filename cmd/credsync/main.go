@@ -109,6 +109,10 @@ func serveHost(ctx context.Context, manifestPath, extensionID string, stdin io.R
 		logger.Printf("refusing to serve: %v", err)
 		return exitNotAllow
 	}
+	// Thunderbird may go away mid-flow (quit, crash): a write to its
+	// closed port must fail, not kill the host with SIGPIPE before the
+	// flow ends and writes its audit record.
+	signal.Ignore(syscall.SIGPIPE)
 	host := &protocol.Host{Version: version, Trust: verify.Trust{}, Log: logger,
 		Listen: localsock.Listen, Audit: (&audit.Log{}).Write}
 	// Thunderbird closes stdin to stop the host, then signals it; on a

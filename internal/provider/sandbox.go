@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // sandbox changes passwords at credsync's own sandbox (internal/sandbox),
@@ -22,9 +23,21 @@ func (sandbox) Info() Info {
 	}
 }
 
+// sandboxTimeout bounds a change when the context has no deadline.
+const sandboxTimeout = 60 * time.Second
+
 func (sandbox) Change(ctx context.Context, r Request) error {
 	if r.URL == "" {
 		return &Error{Kind: Unreachable, Detail: "the sandbox back-end needs a URL"}
+	}
+	// The passwords go only over verified TLS (the sandbox serves https).
+	if u, err := url.Parse(r.URL); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+		return &Error{Kind: Unreachable, Detail: "the sandbox back-end needs an https:// URL; nothing was sent"}
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, sandboxTimeout)
+		defer cancel()
 	}
 	form := url.Values{"username": {r.Username}, "current": {r.Current}, "new": {r.New}}
 	req, err := http.NewRequest(http.MethodPost, r.URL, strings.NewReader(form.Encode()))

@@ -21,7 +21,8 @@ func runIMAP(ctx context.Context, a *attempt, conn net.Conn) Result {
 	// The greeting as the server sent it: imapclient may report a BYE
 	// greeting as "connection closed before greeting", and with STARTTLS it
 	// sends STARTTLS before reading the greeting.
-	greet := &trackedConn{Conn: conn, capture: true}
+	// capGuard: a capability list the library would loop on is refused.
+	greet := &trackedConn{Conn: guardCapabilities(conn, a.ep.Security == endpoint.STARTTLS), capture: true}
 	// No DebugWriter: it would log the password.
 	opts := &imapclient.Options{TLSConfig: a.tls}
 	var c *imapclient.Client

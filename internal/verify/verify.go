@@ -101,6 +101,30 @@ func Login(ctx context.Context, ep endpoint.Endpoint, password string, trust Tru
 		defer cancel()
 	}
 
+	// The protocol runs aside, so that Login returns by its deadline even
+	// if a library does not: the deadline closes the connection, which
+	// ends any blocked read or write, and a goroutine stuck without I/O (a
+	// parser looping on a malformed reply) is abandoned.
+	done := make(chan Result, 1)
+	go func() { done <- loginAttempt(ctx, ep, password, trust, run) }()
+	select {
+	case res := <-done:
+		return scrubResult(res, password)
+	case <-ctx.Done():
+	}
+	select {
+	case res := <-done:
+		return scrubResult(res, password)
+	case <-time.After(goodbyeWait):
+		err := fmt.Errorf("the server's answer was still being read at the deadline: %w", ctx.Err())
+		return Result{Outcome: NetworkError, Detail: detailOf(err), Err: err}
+	}
+}
+
+// loginAttempt is Login's one authentication attempt: its connection, and for
+// a pinned certificate the second connection (no credentials were sent on
+// the first).
+func loginAttempt(ctx context.Context, ep endpoint.Endpoint, password string, trust Trust, run runner) Result {
 	cfg := baseTLSConfig(ep, trust)
 	res, a := once(ctx, ep, password, cfg, run)
 	if ep.CertSHA256 != "" && ep.Security != endpoint.Plain && res.Outcome == TLSError && a != nil && !a.credsSent {
@@ -116,7 +140,7 @@ func Login(ctx context.Context, ep endpoint.Endpoint, password string, trust Tru
 			}
 		}
 	}
-	return scrubResult(res, password)
+	return res
 }
 
 // Both runs Login on each non-nil endpoint in parallel and returns when both
