@@ -20,11 +20,16 @@ FUZZ_TARGETS := \
 	./internal/provider:FuzzZimbraFault \
 	./internal/provider:FuzzCpanelJSON \
 	./internal/provider:FuzzDirectAdminReply \
-	./internal/provider:FuzzPoppassdReply
+	./internal/provider:FuzzPoppassdReply \
+	./internal/provider:FuzzRoundcubePage \
+	./internal/provider:FuzzKpasswdReply \
+	./internal/protocol:FuzzSocketRequest \
+	./internal/protocol:FuzzAccountsReply \
+	./internal/verify:FuzzLoginReplies
 
 include scripts/integration.mk
 
-.PHONY: all build xpi test test-unit test-e2e lint lint-go lint-js fuzz bench cross demo thunderbird clean
+.PHONY: all build xpi test test-unit test-fuzz test-e2e lint lint-go lint-js fuzz bench cross demo thunderbird clean
 
 all: build xpi
 
@@ -35,7 +40,7 @@ xpi:
 	$(GO) run ./scripts/xpi -o $(BIN)/credsync.xpi extension
 
 # The README's test command, and all that .ci/run calls.
-test: lint test-unit cross test-integration test-e2e test-e2e-stack test-dist
+test: lint test-unit test-fuzz cross test-integration test-e2e test-e2e-stack test-dist
 
 test-unit:
 	$(GO) test -race -count=1 ./...
@@ -67,6 +72,10 @@ fuzz:
 		echo "fuzz $$t ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
 	done
+
+# Every fuzz target briefly, as part of `make test`.
+test-fuzz:
+	$(MAKE) --no-print-directory fuzz FUZZTIME=2s
 
 bench:
 	$(BUILD) -o $(BIN)/credsync ./cmd/credsync
