@@ -174,6 +174,12 @@ func (s *Sandbox) start() error {
 // servers' goroutines.
 func (s *Sandbox) Close() error {
 	s.closeOnce.Do(func() {
+		// Listeners first, and every Serve returned, before the servers'
+		// own Close: go-imap's Close races with a Serve still starting.
+		for _, ln := range s.listeners {
+			ln.Close()
+		}
+		s.wg.Wait()
 		var errs []error
 		if s.imapServer != nil {
 			errs = append(errs, s.imapServer.Close())
@@ -183,18 +189,10 @@ func (s *Sandbox) Close() error {
 		}
 		if s.pop3Server != nil {
 			s.pop3Server.close()
+			s.pop3Server.wait()
 		}
 		if s.httpServer != nil {
 			errs = append(errs, s.httpServer.Close())
-		}
-		// A server whose Serve had not yet registered its listener when
-		// Close ran would otherwise accept forever.
-		for _, ln := range s.listeners {
-			ln.Close()
-		}
-		s.wg.Wait()
-		if s.pop3Server != nil {
-			s.pop3Server.wait()
 		}
 		for _, err := range errs {
 			if err != nil && !errors.Is(err, net.ErrClosed) {
