@@ -419,16 +419,7 @@ func checkUPNTemplate(tmpl string) error {
 	if !strings.Contains(tmpl, "@") && !strings.Contains(tmpl, "%u") {
 		return errors.New("the upn template must give a name@domain (e.g. upn=%n@EXAMPLE.ORG)")
 	}
-	for i := 0; i < len(tmpl); i++ {
-		if tmpl[i] != '%' {
-			continue
-		}
-		if i+1 == len(tmpl) || !strings.ContainsRune("und%", rune(tmpl[i+1])) {
-			return errors.New("the upn template knows only %u, %n, %d and %%")
-		}
-		i++
-	}
-	return nil
+	return checkTemplate(tmpl, "upn")
 }
 
 // upn is the name the user binds with: the template filled with the user
@@ -439,7 +430,7 @@ func (t adTarget) upn(user string) (string, error) {
 	}
 	upn := user
 	if t.upnTemplate != "" {
-		upn = expandUserTemplate(t.upnTemplate, user)
+		upn = expandUserTemplate(t.upnTemplate, user, func(s string) string { return s })
 	}
 	at := strings.LastIndexByte(upn, '@')
 	switch {
@@ -453,9 +444,24 @@ func (t adTarget) upn(user string) (string, error) {
 	return upn, nil
 }
 
+// checkTemplate refuses a user-name template (what: "bind DN", "upn")
+// with a % other than %u, %n, %d or %%.
+func checkTemplate(tmpl, what string) error {
+	for i := 0; i < len(tmpl); i++ {
+		if tmpl[i] != '%' {
+			continue
+		}
+		if i+1 == len(tmpl) || !strings.ContainsRune("und%", rune(tmpl[i+1])) {
+			return fmt.Errorf("the %s template knows only %%u, %%n, %%d and %%%%", what)
+		}
+		i++
+	}
+	return nil
+}
+
 // expandUserTemplate fills %u (user), %n (its local part), %d (its domain)
-// and %% in tmpl, without escaping.
-func expandUserTemplate(tmpl, user string) string {
+// and %% in tmpl, each value passed through escape.
+func expandUserTemplate(tmpl, user string, escape func(string) string) string {
 	local, domain := user, ""
 	if i := strings.LastIndexByte(user, '@'); i >= 0 {
 		local, domain = user[:i], user[i+1:]
@@ -470,11 +476,11 @@ func expandUserTemplate(tmpl, user string) string {
 		i++
 		switch tmpl[i] {
 		case 'u':
-			b.WriteString(user)
+			b.WriteString(escape(user))
 		case 'n':
-			b.WriteString(local)
+			b.WriteString(escape(local))
 		case 'd':
-			b.WriteString(domain)
+			b.WriteString(escape(domain))
 		default:
 			b.WriteByte(tmpl[i])
 		}

@@ -260,24 +260,11 @@ func parseLDAPURL(raw string) (ldapTarget, error) {
 	if strings.ContainsAny(tmpl, "?#\x00\r\n") {
 		return ldapTarget{}, errors.New("the bind DN must not contain ?, # or control characters (LDAP URL attributes, scope and filters are not supported)")
 	}
-	if err := checkTemplate(tmpl); err != nil {
+	if err := checkTemplate(tmpl, "bind DN"); err != nil {
 		return ldapTarget{}, err
 	}
 	t.dnTemplate = tmpl
 	return t, nil
-}
-
-func checkTemplate(tmpl string) error {
-	for i := 0; i < len(tmpl); i++ {
-		if tmpl[i] != '%' {
-			continue
-		}
-		if i+1 == len(tmpl) || !strings.ContainsRune("und%", rune(tmpl[i+1])) {
-			return errors.New("the bind DN template knows only %u, %n, %d and %%")
-		}
-		i++
-	}
-	return nil
 }
 
 // bindDN fills the template with the user name, escaped for a DN.
@@ -285,33 +272,11 @@ func (t ldapTarget) bindDN(user string) (string, error) {
 	if user == "" {
 		return "", errors.New("no user name")
 	}
-	local, domain := user, ""
-	if i := strings.LastIndexByte(user, '@'); i >= 0 {
-		local, domain = user[:i], user[i+1:]
+	dn := expandUserTemplate(t.dnTemplate, user, ldap.EscapeDN)
+	if _, err := ldap.ParseDN(dn); err != nil {
+		return "", fmt.Errorf("the bind DN %q is not a valid DN: %w", dn, err)
 	}
-	var b strings.Builder
-	for i := 0; i < len(t.dnTemplate); i++ {
-		c := t.dnTemplate[i]
-		if c != '%' || i+1 == len(t.dnTemplate) {
-			b.WriteByte(c)
-			continue
-		}
-		i++
-		switch t.dnTemplate[i] {
-		case 'u':
-			b.WriteString(ldap.EscapeDN(user))
-		case 'n':
-			b.WriteString(ldap.EscapeDN(local))
-		case 'd':
-			b.WriteString(ldap.EscapeDN(domain))
-		default:
-			b.WriteByte(t.dnTemplate[i])
-		}
-	}
-	if _, err := ldap.ParseDN(b.String()); err != nil {
-		return "", fmt.Errorf("the bind DN %q is not a valid DN: %w", b.String(), err)
-	}
-	return b.String(), nil
+	return dn, nil
 }
 
 // writeTracker records whether anything was written to the socket after
