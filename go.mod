@@ -30,3 +30,5 @@ require (
 	github.com/tidwall/pretty v1.2.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 )
+
+replace github.com/ccojocar/zxcvbn-go v1.0.4 => ./internal/third_party/zxcvbn-go
