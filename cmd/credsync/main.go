@@ -52,6 +52,9 @@ itself, as "credsync MANIFEST EXTENSION-ID", to serve the credsync extension.
 `
 
 func main() {
+	if launchedByThunderbird(os.Args[1:]) {
+		sizeHostRuntime(os.Getenv)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, terminalSecret)
 	stop()

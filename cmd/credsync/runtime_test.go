@@ -1,0 +1,21 @@
+package main
+
+import "testing"
+
+func TestHostRuntimeLeavesTheEnvironmentsSettings(t *testing.T) {
+	for _, tc := range []struct {
+		env         map[string]string
+		procs       int
+		memoryLimit int64
+	}{
+		{env: nil, procs: hostProcs, memoryLimit: hostMemoryLimit},
+		{env: map[string]string{"GOMAXPROCS": "4"}, procs: -1, memoryLimit: hostMemoryLimit},
+		{env: map[string]string{"GOMEMLIMIT": "off"}, procs: hostProcs, memoryLimit: -1},
+		{env: map[string]string{"GOMAXPROCS": "2", "GOMEMLIMIT": "64MiB"}, procs: -1, memoryLimit: -1},
+	} {
+		procs, limit := hostRuntime(func(k string) string { return tc.env[k] })
+		if procs != tc.procs || limit != tc.memoryLimit {
+			t.Errorf("environment %v: GOMAXPROCS %d, memory limit %d; want %d, %d", tc.env, procs, limit, tc.procs, tc.memoryLimit)
+		}
+	}
+}
