@@ -117,7 +117,7 @@ func serveHost(ctx context.Context, manifestPath, extensionID string, stdin io.R
 	// flow ends and writes its audit record.
 	signal.Ignore(syscall.SIGPIPE)
 	host := &protocol.Host{Version: version, Trust: verify.Trust{}, Log: logger,
-		Listen: localsock.Listen, Audit: (&audit.Log{}).Write}
+		Listen: localsock.Listen, Audit: (&audit.Log{}).Write, BeforeChange: liftMemoryLimit}
 	// Thunderbird closes stdin to stop the host, then signals it; on a
 	// signal, closing stdin ends the read loop the same way.
 	if c, ok := stdin.(io.Closer); ok {

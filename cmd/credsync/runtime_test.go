@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"math"
+	"runtime/debug"
+	"testing"
+)
 
 func TestHostRuntimeLeavesTheEnvironmentsSettings(t *testing.T) {
 	for _, tc := range []struct {
@@ -17,5 +21,24 @@ func TestHostRuntimeLeavesTheEnvironmentsSettings(t *testing.T) {
 		if procs != tc.procs || limit != tc.memoryLimit {
 			t.Errorf("environment %v: GOMAXPROCS %d, memory limit %d; want %d, %d", tc.env, procs, limit, tc.procs, tc.memoryLimit)
 		}
+	}
+}
+
+func TestLiftMemoryLimitOnlyLiftsTheHostsOwn(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	defer func(owned bool) { memoryLimitOwned = owned }(memoryLimitOwned)
+
+	debug.SetMemoryLimit(64 << 20) // an administrator's GOMEMLIMIT
+	memoryLimitOwned = false
+	liftMemoryLimit()
+	if got := debug.SetMemoryLimit(-1); got != 64<<20 {
+		t.Errorf("the administrator's limit became %d", got)
+	}
+
+	debug.SetMemoryLimit(hostMemoryLimit)
+	memoryLimitOwned = true
+	liftMemoryLimit()
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("the host's own limit is still %d after a change began", got)
 	}
 }

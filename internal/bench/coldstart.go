@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,10 +78,12 @@ func (h *host) start(ctx context.Context, env []string) (*session, error) {
 }
 
 // request writes one framed request (already JSON) and reads messages until
-// the reply with the request's id.
+// the reply with the request's id, answering the host's store requests on
+// the way at once, as an extension whose store succeeded.
 func (s *session) request(body []byte) (gjson.Result, error) {
 	id := gjson.GetBytes(body, "id").String()
-	if err := wire.NewWriter(s.in).Write(body); err != nil {
+	w := wire.NewWriter(s.in)
+	if err := w.Write(body); err != nil {
 		return gjson.Result{}, err
 	}
 	for {
@@ -87,7 +91,16 @@ func (s *session) request(body []byte) (gjson.Result, error) {
 		if err != nil {
 			return gjson.Result{}, fmt.Errorf("reading the host's reply: %w (stderr: %q)", err, strings.TrimSpace(s.stderr.String()))
 		}
-		if m := gjson.ParseBytes(b); m.Get("id").String() == id && m.Get("status").Exists() {
+		m := gjson.ParseBytes(b)
+		if m.Get("type").String() == "store" {
+			reply, _ := json.Marshal(map[string]any{"id": m.Get("id").String(), "status": "ok",
+				"result": map[string]any{"incoming": "modified", "outgoing": "modified"}})
+			if err := w.Write(reply); err != nil {
+				return gjson.Result{}, err
+			}
+			continue
+		}
+		if m.Get("id").String() == id && m.Get("status").Exists() {
 			if m.Get("status").String() != "ok" {
 				return m, fmt.Errorf("the host answered %s", m.Raw)
 			}
@@ -160,22 +173,56 @@ func MeasureColdStart(ctx context.Context, bin string, n int) (ColdStart, error)
 	return cs, nil
 }
 
-// RSS is the host's peak resident set size after a verify.
-type RSS struct {
-	Peak int64 // VmHWM of the host, the largest over Runs runs
-	Runs int
-	// MaxRSS is getrusage's ru_maxrss of the same child as os/exec reports
+// HostSettings is an environment for the host's Go runtime, added to the
+// bench's own.
+type HostSettings struct {
+	Name string
+	Env  []string
+}
+
+// HostSettingsCompared are the settings MeasureHost runs the host with:
+// its own (cmd/credsync/runtime.go), which the goals are checked against,
+// and the Go runtime's defaults, to show what they change.
+func HostSettingsCompared() []HostSettings {
+	return []HostSettings{
+		{Name: "credsync's: 1 core, 6 MiB soft memory limit"},
+		{Name: fmt.Sprintf("Go's defaults: GOMAXPROCS=%d GOMEMLIMIT=off", runtime.NumCPU()),
+			Env: []string{fmt.Sprintf("GOMAXPROCS=%d", runtime.NumCPU()), "GOMEMLIMIT=off"}},
+	}
+}
+
+// HostRun is the host process's figures under one HostSettings.
+type HostRun struct {
+	Settings string
+	// VerifyPeak is the host's peak RSS (VmHWM) after hello and a verify
+	// of both sandbox servers, the largest over the runs.
+	VerifyPeak int64
+	// Change is hello's reply → the reply to the first change request of a
+	// fresh host (sandbox back-end, no added latency): it includes loading
+	// the strength estimate's word lists. ChangePeak is the peak RSS after
+	// it, the largest over the runs.
+	Change     Sample
+	ChangePeak int64
+}
+
+// Host holds HostRun per HostSettings, and getrusage's view of the first.
+type Host struct {
+	Runs  []HostRun
+	Count int // runs per measure and setting
+	// MaxRSS is getrusage's ru_maxrss of a verify run as os/exec reports
 	// it, and TrueMaxRSS /bin/true's: both include this program's own peak
 	// (see peakRSS), so they are shown, not used.
 	MaxRSS, TrueMaxRSS int64
 }
 
-// MeasureRSS runs the host as Thunderbird does, sends hello and a verify
-// request for both servers of the sandbox s (trusted through SSL_CERT_FILE,
-// as the end-to-end suite does), and reads the host's peak RSS once the
-// verify reply is in, so the TLS and protocol code has run.
-func MeasureRSS(ctx context.Context, bin string, s *Servers, runs int) (RSS, error) {
-	res := RSS{Runs: runs}
+// MeasureHost runs the host as Thunderbird does under each setting, n
+// times each, interleaved: hello and a verify of both servers of the
+// sandbox s, reading the peak RSS once the reply is in, so the TLS and
+// protocol code has run; then, in a fresh host, hello and a change of the
+// password at s's back-end. The sandbox is trusted through SSL_CERT_FILE,
+// as the end-to-end suite does.
+func MeasureHost(ctx context.Context, bin string, s *Servers, settings []HostSettings, n int) (Host, error) {
+	res := Host{Count: n}
 	dir, err := os.MkdirTemp("", "credsync-bench-")
 	if err != nil {
 		return res, err
@@ -189,48 +236,57 @@ func MeasureRSS(ctx context.Context, bin string, s *Servers, runs int) (RSS, err
 	if err := os.WriteFile(ca, s.CAPEM, 0o644); err != nil {
 		return res, err
 	}
-	var env []string
+	var base []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SSL_CERT_FILE=") && !strings.HasPrefix(kv, "SSL_CERT_DIR=") {
-			env = append(env, kv)
+		if !strings.HasPrefix(kv, "SSL_CERT_FILE=") && !strings.HasPrefix(kv, "SSL_CERT_DIR=") &&
+			!strings.HasPrefix(kv, "GOMAXPROCS=") && !strings.HasPrefix(kv, "GOMEMLIMIT=") {
+			base = append(base, kv)
 		}
 	}
-	env = append(env, "SSL_CERT_FILE="+ca)
+	base = append(base, "SSL_CERT_FILE="+ca)
 
 	ep := func(key string) map[string]any {
 		e := s.endpoint(KindByKey(key), s.Addr[key])
 		return map[string]any{"protocol": string(e.Protocol), "host": e.Host, "port": e.Port,
 			"socketType": int(e.Security), "authMethod": int(e.AuthMethod), "username": e.Username}
 	}
-	req, err := json.Marshal(map[string]any{"id": "rss", "type": "verify", "password": s.Password,
-		"incoming": ep("imaps"), "outgoing": ep("submission")})
-	if err != nil {
-		return res, err
+	res.Runs = make([]HostRun, len(settings))
+	for i, st := range settings {
+		res.Runs[i].Settings = st.Name
 	}
-	for range runs {
-		sess, err := h.start(ctx, env)
-		if err != nil {
-			return res, err
-		}
-		if _, err := sess.request(helloRequest); err != nil {
-			sess.end()
-			return res, err
-		}
-		r, err := sess.request(req)
-		if err == nil && !r.Get("result.verified").Bool() {
-			err = fmt.Errorf("the host did not verify against the sandbox: %s", r.Raw)
-		}
-		var peak int64
-		if err == nil {
-			peak, err = peakRSS(sess.cmd.Process.Pid)
-		}
-		st, endErr := sess.end()
-		if err := errors.Join(err, endErr); err != nil {
-			return res, err
-		}
-		res.Peak = max(res.Peak, peak)
-		if m, ok := maxRSS(st); ok {
-			res.MaxRSS = max(res.MaxRSS, m)
+	for range n {
+		for i, st := range settings {
+			env := append(slices.Clone(base), st.Env...)
+			verify, err := json.Marshal(map[string]any{"id": "verify", "type": "verify", "password": s.Password,
+				"incoming": ep("imaps"), "outgoing": ep("submission")})
+			if err != nil {
+				return res, err
+			}
+			peak, ps, err := h.measure(ctx, env, verify, func(r gjson.Result) bool { return r.Get("result.verified").Bool() })
+			if err != nil {
+				return res, fmt.Errorf("verify: %w", err)
+			}
+			run := &res.Runs[i]
+			run.VerifyPeak = max(run.VerifyPeak, peak.rss)
+			if m, ok := maxRSS(ps); ok && i == 0 {
+				res.MaxRSS = max(res.MaxRSS, m)
+			}
+
+			next := randomPassword()
+			change, err := json.Marshal(map[string]any{"id": "change", "type": "change",
+				"account": map[string]any{"id": "bench", "incoming": ep("imaps"), "outgoing": ep("submission")},
+				"backend": map[string]any{"name": s.Backend, "url": s.BackendURL(s.BackendAddr)},
+				"current": s.Password, "new": next})
+			if err != nil {
+				return res, err
+			}
+			peak, _, err = h.measure(ctx, env, change, func(r gjson.Result) bool { return r.Get("result.stored").Bool() })
+			if err != nil {
+				return res, fmt.Errorf("change: %w", err)
+			}
+			s.Password = next
+			run.Change = append(run.Change, peak.took)
+			run.ChangePeak = max(run.ChangePeak, peak.rss)
 		}
 	}
 	if truePath, err := exec.LookPath("true"); err == nil {
@@ -240,4 +296,34 @@ func MeasureRSS(ctx context.Context, bin string, s *Servers, runs int) (RSS, err
 		}
 	}
 	return res, nil
+}
+
+type hostPeak struct {
+	took time.Duration // hello's reply → req's reply
+	rss  int64         // VmHWM once req's reply is in
+}
+
+// measure starts a host with env, sends hello and then req, checks req's
+// reply with ok, and reads the host's peak RSS before stopping it.
+func (h *host) measure(ctx context.Context, env []string, req []byte, ok func(gjson.Result) bool) (hostPeak, *os.ProcessState, error) {
+	sess, err := h.start(ctx, env)
+	if err != nil {
+		return hostPeak{}, nil, err
+	}
+	var p hostPeak
+	_, err = sess.request(helloRequest)
+	if err == nil {
+		start := time.Now()
+		var r gjson.Result
+		r, err = sess.request(req)
+		p.took = time.Since(start)
+		if err == nil && !ok(r) {
+			err = fmt.Errorf("the host's reply: %s", r.Raw)
+		}
+	}
+	if err == nil {
+		p.rss, err = peakRSS(sess.cmd.Process.Pid)
+	}
+	st, endErr := sess.end()
+	return p, st, errors.Join(err, endErr)
 }

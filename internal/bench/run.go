@@ -75,7 +75,7 @@ type Report struct {
 
 	Cold     *ColdStart
 	ColdN    int
-	RSS      *RSS
+	Host     *Host
 	Store    *StoreTimes
 	StoreErr string // why the store time was not measured
 }
@@ -261,14 +261,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("cold start: %w", err)
 		}
 		r.Cold, r.ColdN = &cs, cfg.ColdN
-		logf("peak RSS after a verify request against the sandbox")
-		rss, err := MeasureRSS(ctx, cfg.Credsync, sb, 3)
+		logf("host process: peak RSS after a verify, first change, per runtime setting")
+		host, err := MeasureHost(ctx, cfg.Credsync, sb, HostSettingsCompared(), 5)
 		if err != nil {
-			return nil, fmt.Errorf("peak RSS: %w", err)
+			return nil, fmt.Errorf("host process: %w", err)
 		}
-		r.RSS = &rss
+		r.Host = &host
 	} else {
-		r.Notes = append(r.Notes, "cold start and peak RSS skipped: no credsync binary given (-credsync)")
+		r.Notes = append(r.Notes, "cold start and host process skipped: no credsync binary given (-credsync)")
 	}
 
 	if cfg.Thunderbird == "off" {

@@ -26,10 +26,14 @@ type extension struct {
 
 func startSession(t *testing.T, trust verify.Trust) *extension {
 	t.Helper()
+	return startHost(t, &Host{Version: "test", Trust: trust})
+}
+
+func startHost(t *testing.T, h *Host) *extension {
+	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	x := &extension{t: t, in: inW, msgs: make(chan gjson.Result, 64), done: make(chan error, 1)}
-	h := &Host{Version: "test", Trust: trust}
 	go func() {
 		x.done <- h.Serve(context.Background(), inR, outW)
 		outW.Close()
@@ -258,5 +262,24 @@ func TestSyncStoresVerifiedPassword(t *testing.T) {
 	if final.Get("status").String() != "ok" || !final.Get("result.stored").Bool() || final.Get("result.changed").Bool() ||
 		len(stored) != 1 || stored[0] != "changed-Elsewhere1" {
 		t.Fatalf("final = %s, %d stores", final.Raw, len(stored))
+	}
+}
+
+func TestBeforeChangeRunsBeforeTheFlowOfAWellFormedChange(t *testing.T) {
+	sb, trust := startSandbox(t)
+	calls := 0 // BeforeChange runs in the request's goroutine; x.run waits for the reply
+	x := startHost(t, &Host{Version: "test", Trust: trust, BeforeChange: func() {
+		calls++
+		if n := len(sb.Logins()); n != 0 {
+			t.Errorf("BeforeChange ran after the flow began: the servers saw %d logins", n)
+		}
+	}})
+	malformed := changeRequest(sb, "old-Passw0rd!", "new-Passw0rd!")
+	delete(malformed, "backend")
+	if final, _, _ := x.run(malformed, storeOK); final.Get("code").String() != "invalid_request" || calls != 0 {
+		t.Fatalf("malformed change: final = %s, BeforeChange ran %d times", final.Raw, calls)
+	}
+	if final, _, _ := x.run(changeRequest(sb, "old-Passw0rd!", "new-Passw0rd!"), storeOK); final.Get("status").String() != "ok" || calls != 1 {
+		t.Fatalf("change: final = %s, BeforeChange ran %d times", final.Raw, calls)
 	}
 }
