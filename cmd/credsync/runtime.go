@@ -10,7 +10,7 @@ import (
 // for seconds and spends them waiting on the network: two logins overlap on
 // the wire, and their CPU work (one TLS handshake each, about a millisecond)
 // does not need two cores. One core and a small heap keep its footprint
-// near the binary's own (docs/benchmarks.md, "Host process").
+// near the binary's own (docs/benchmarks.md, "Host start-up and memory").
 const (
 	hostProcs = 1
 	// hostMemoryLimit is the Go runtime's soft limit: the collector runs

@@ -185,7 +185,7 @@ type HostSettings struct {
 // and the Go runtime's defaults, to show what they change.
 func HostSettingsCompared() []HostSettings {
 	return []HostSettings{
-		{Name: "credsync's: 1 core, 6 MiB soft memory limit"},
+		{Name: "credsync's: 1 core, 6 MiB soft memory limit, lifted when a change begins"},
 		{Name: fmt.Sprintf("Go's defaults: GOMAXPROCS=%d GOMEMLIMIT=off", runtime.NumCPU()),
 			Env: []string{fmt.Sprintf("GOMAXPROCS=%d", runtime.NumCPU()), "GOMEMLIMIT=off"}},
 	}
