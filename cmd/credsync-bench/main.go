@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/credsync/credsync/internal/bench"
+	"github.com/credsync/credsync/internal/mailstack"
 )
 
 func main() {
@@ -36,7 +37,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rtts := flags.String("rtt", "0,20ms,50ms", "comma-separated round-trip `times` to model; goals are checked at the largest")
 	n := flags.Int("n", 7, "samples per verify and flow cell")
 	coldN := flags.Int("cold", 100, "cold starts")
-	mailstack := flags.String("mailstack", bench.MailstackEnvPath(), "scripts/mailstack's env `file`")
+	mailstack := flags.String("mailstack", mailstack.EnvPath(), "scripts/mailstack's env `file`")
 	tb := flags.String("thunderbird", "", `Thunderbird executable or directory for the store time; "off" skips it (default: the system one, then the 140 cache)`)
 	ext := flags.String("extension", "extension", "the extension `directory`")
 	storeN := flags.Int("store", 10, "store requests timed in Thunderbird")

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/credsync/credsync/internal/mailstack"
 )
 
 // Config says what Run measures.
@@ -55,7 +57,7 @@ func (c *Config) defaults() {
 		c.StoreN = 20
 	}
 	if c.Mailstack == "" {
-		c.Mailstack = MailstackEnvPath()
+		c.Mailstack = mailstack.EnvPath()
 	}
 	if c.Log == nil {
 		c.Log = io.Discard

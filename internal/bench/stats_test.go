@@ -2,7 +2,6 @@ package bench
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -35,16 +34,7 @@ func TestMode(t *testing.T) {
 	}
 }
 
-func TestReadEnv(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "env")
-	os.WriteFile(p, []byte("# comment\nMAILSTACK_HOST=127.0.0.1\nMAILSTACK_LDAP_PEOPLE='ou=people,dc=example,dc=test'\n\nBROKEN\n"), 0o600)
-	env, err := readEnv(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if env["MAILSTACK_HOST"] != "127.0.0.1" || env["MAILSTACK_LDAP_PEOPLE"] != "ou=people,dc=example,dc=test" || len(env) != 2 {
-		t.Errorf("readEnv = %v", env)
-	}
+func TestStartMailstackWithoutTheStack(t *testing.T) {
 	if _, err := StartMailstack(filepath.Join(t.TempDir(), "absent")); !errors.Is(err, ErrNoMailstack) {
 		t.Errorf("StartMailstack with no env file = %v, want ErrNoMailstack", err)
 	}

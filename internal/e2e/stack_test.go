@@ -15,45 +15,31 @@ package e2e
 // directory (default /tmp/credsync-mailstack).
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/credsync/credsync/internal/mailstack"
 	"github.com/credsync/credsync/internal/tbharness"
 )
 
-// mailStack is what scripts/mailstack wrote to $MAILSTACK_DIR/env.
-type mailStack struct {
-	env   map[string]string
-	caPEM []byte
-	roots *x509.CertPool
-}
-
 // needMailStack loads the stack's env file and checks that its ports
 // answer; it skips the test otherwise (fails with CREDSYNC_E2E_STACK=required).
-func needMailStack(t *testing.T) *mailStack {
+func needMailStack(t *testing.T) *mailstack.Stack {
 	t.Helper()
-	dir := os.Getenv("MAILSTACK_DIR")
-	if dir == "" {
-		dir = "/tmp/credsync-mailstack"
-	}
-	s, err := loadMailStack(filepath.Join(dir, "env"))
-	if err == nil && !s.up() {
-		err = fmt.Errorf("the mail stack in %s is not running", dir)
+	s, err := mailstack.Load(mailstack.EnvPath())
+	if err == nil {
+		if upErr := s.Up("IMAPS", "SUBMISSION", "LDAP"); upErr != nil {
+			err = fmt.Errorf("the mail stack in %s is not running: %w", mailstack.Dir(), upErr)
+		}
 	}
 	if err != nil {
 		msg := fmt.Sprintf("%v: run `scripts/mailstack start` first, or `make test-e2e-stack`", err)
@@ -65,144 +51,40 @@ func needMailStack(t *testing.T) *mailStack {
 	return s
 }
 
-func loadMailStack(path string) (*mailStack, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	env := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("%s: bad line %q", path, line)
-		}
-		if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
-			v = v[1 : len(v)-1]
-		}
-		env[k] = v
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	s := &mailStack{env: env}
-	if s.caPEM, err = os.ReadFile(s.get("MAILSTACK_CA")); err != nil {
-		return nil, err
-	}
-	s.roots = x509.NewCertPool()
-	if !s.roots.AppendCertsFromPEM(s.caPEM) {
-		return nil, errors.New("no certificate in " + s.get("MAILSTACK_CA"))
-	}
-	if h := s.get("MAILSTACK_HOST"); h != "127.0.0.1" {
-		return nil, fmt.Errorf("the stack listens on %q, not 127.0.0.1", h)
-	}
-	return s, nil
-}
-
-func (s *mailStack) get(key string) string { return s.env[key] }
-
-func (s *mailStack) port(name string) int {
-	p, _ := strconv.Atoi(s.env["MAILSTACK_"+name+"_PORT"])
-	return p
-}
-
-func (s *mailStack) addr(name string) string {
-	return net.JoinHostPort(s.get("MAILSTACK_HOST"), strconv.Itoa(s.port(name)))
-}
-
-func (s *mailStack) up() bool {
-	for _, name := range []string{"IMAPS", "SUBMISSION", "LDAP"} {
-		c, err := net.DialTimeout("tcp", s.addr(name), time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
-	}
-	return true
-}
-
-func (s *mailStack) userDN(user string) string {
-	return "uid=" + user + "," + s.get("MAILSTACK_LDAP_PEOPLE")
-}
-
 // ldapURL is the ldap back-end's URL for the stack's directory
 // (internal/provider/ldap.go: StartTLS, bind DN template with %n).
-func (s *mailStack) ldapURL() string {
-	return "ldap://" + s.addr("LDAP") + "/uid=%n," + s.get("MAILSTACK_LDAP_PEOPLE")
+func ldapURL(st *mailstack.Stack) string {
+	return "ldap://" + st.Addr("LDAP") + "/uid=%n," + st.Get("MAILSTACK_LDAP_PEOPLE")
 }
 
-// setLDAPPassword sets user's password as the directory's administrator
-// (RFC 3062 without the old password), as internal/integration does.
-func (s *mailStack) setLDAPPassword(user, password string) error {
-	conn, err := ldap.DialURL("ldap://"+s.addr("LDAP"), ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	conn.SetTimeout(10 * time.Second)
-	if err := conn.StartTLS(&tls.Config{ServerName: s.get("MAILSTACK_HOST"), RootCAs: s.roots, MinVersion: tls.VersionTLS12}); err != nil {
-		return fmt.Errorf("StartTLS: %w", err)
-	}
-	if err := conn.Bind(s.get("MAILSTACK_LDAP_ADMIN_DN"), s.get("MAILSTACK_LDAP_ADMIN_PASSWORD")); err != nil {
-		return fmt.Errorf("admin bind: %w", err)
-	}
-	_, err = conn.PasswordModify(ldap.NewPasswordModifyRequest(s.userDN(user), "", password))
-	return err
-}
-
-// logMark remembers where a daemon's log ended.
-type logMark struct {
-	path   string
-	offset int64
-}
-
-func markLog(t *testing.T, path string) logMark {
+func markLog(t *testing.T, path string) mailstack.LogMark {
 	t.Helper()
-	st, err := os.Stat(path)
+	m, err := mailstack.MarkLog(path)
 	if err != nil {
 		t.Fatalf("log file: %v", err)
 	}
-	return logMark{path: path, offset: st.Size()}
+	return m
 }
 
-// lines returns the complete lines written since the mark.
-func (m logMark) lines(t *testing.T) []string {
+// logLines returns the complete lines written since m.
+func logLines(t *testing.T, m mailstack.LogMark) []string {
 	t.Helper()
-	f, err := os.Open(m.path)
+	lines, err := m.Lines()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	if _, err := f.Seek(m.offset, io.SeekStart); err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, '\n')
-	if i < 0 {
-		return nil
-	}
-	return strings.Split(s[:i], "\n")
+	return lines
 }
 
 // waitLines waits (up to wait) until count(lines since m) reaches want, a
 // little more for a surplus line, and returns the lines.
-func waitLines(t *testing.T, m logMark, want int, wait time.Duration, count func([]string) int) []string {
+func waitLines(t *testing.T, m mailstack.LogMark, want int, wait time.Duration, count func([]string) int) []string {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for count(m.lines(t)) < want && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	lines, err := m.Wait(want, wait, 300*time.Millisecond, count)
+	if err != nil {
+		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
-	return m.lines(t)
+	return lines
 }
 
 func countMatching(re *regexp.Regexp) func([]string) int {
@@ -244,7 +126,7 @@ func TestStack(t *testing.T) {
 	st := needMailStack(t)
 	for _, name := range []string{"153", "140"} {
 		t.Run(name, func(t *testing.T) {
-			e := newEnvWithCAs(t, thunderbird(t, name), "stack-"+name, [][]byte{st.caPEM})
+			e := newEnvWithCAs(t, thunderbird(t, name), "stack-"+name, [][]byte{st.CAPEM})
 			start := time.Now()
 			t.Run("ldap_change", func(t *testing.T) { e.testStackLDAPChange(t, st) })
 			t.Logf("Thunderbird %s: start %s, scenarios %s", name,
@@ -261,39 +143,39 @@ func TestStack(t *testing.T) {
 // Dovecot and Postfix with it, unasked: the servers' logs show the
 // successful logins (a real server cannot tell which password it got).
 // The user's password is restored afterwards.
-func (e *env) testStackLDAPChange(t *testing.T, st *mailStack) {
+func (e *env) testStackLDAPChange(t *testing.T, st *mailstack.Stack) {
 	const user = "dave"
-	login := user + "@" + st.get("MAILSTACK_DOMAIN")
-	old := st.get("MAILSTACK_PASSWORD_" + user)
+	login := user + "@" + st.Get("MAILSTACK_DOMAIN")
+	old := st.Get("MAILSTACK_PASSWORD_" + user)
 	if old == "" {
 		t.Fatalf("no password for %s in the stack's env file", user)
 	}
 	// Each Thunderbird its own new password; the old one whatever an
 	// earlier run left.
 	new := "Dave-e2e-" + e.name + "-pw!"
-	if err := st.setLDAPPassword(user, old); err != nil {
+	if err := st.SetPassword(user, old); err != nil {
 		t.Fatalf("setting %s's password: %v", user, err)
 	}
 	t.Cleanup(func() {
-		if err := st.setLDAPPassword(user, old); err != nil {
+		if err := st.SetPassword(user, old); err != nil {
 			t.Errorf("restoring %s's password: %v", user, err)
 		}
 	})
-	host := st.get("MAILSTACK_HOST")
+	host := st.Host()
 	s := e.newScenarioWith(t, tbharness.AccountSpec{
 		Type: "imap",
-		Incoming: tbharness.ServerSpec{Host: host, Port: st.port("IMAPS"), SocketType: tbharness.SocketSSL,
+		Incoming: tbharness.ServerSpec{Host: host, Port: st.Port("IMAPS"), SocketType: tbharness.SocketSSL,
 			AuthMethod: tbharness.AuthPasswordCleartext, Username: login, Password: old},
-		SMTP: &tbharness.ServerSpec{Host: host, Port: st.port("SUBMISSION"), SocketType: tbharness.SocketSTARTTLS,
+		SMTP: &tbharness.ServerSpec{Host: host, Port: st.Port("SUBMISSION"), SocketType: tbharness.SocketSTARTTLS,
 			AuthMethod: tbharness.AuthPasswordCleartext, Username: login, Password: old},
 		Email: login,
-	}, old, new, "ldap", st.ldapURL())
+	}, old, new, "ldap", ldapURL(st))
 
-	slapdBefore := markLog(t, st.get("MAILSTACK_SLAPD_LOG"))
+	slapdBefore := markLog(t, st.Get("MAILSTACK_SLAPD_LOG"))
 	o := s.change()
 	s.wantSuccess(o, true)
-	if ok, _ := slapdBinds(slapdBefore.lines(t), st.userDN(user)); ok == 0 {
-		t.Errorf("slapd logged no successful bind as %s during the change", st.userDN(user))
+	if ok, _ := slapdBinds(logLines(t, slapdBefore), st.UserDN(user)); ok == 0 {
+		t.Errorf("slapd logged no successful bind as %s during the change", st.UserDN(user))
 	}
 	origin := "imap://" + host
 	s.wantLogin(origin, login, new)
@@ -304,9 +186,9 @@ func (e *env) testStackLDAPChange(t *testing.T, st *mailStack) {
 
 	// Thunderbird's own logins, after the change: IMAP (verifyLogon) to
 	// Dovecot, then SMTP (its SMTP client: AUTH, QUIT) to Postfix.
-	dovecot := markLog(t, st.get("MAILSTACK_DOVECOT_LOG"))
-	postfix := markLog(t, st.get("MAILSTACK_POSTFIX_LOG"))
-	slapd := markLog(t, st.get("MAILSTACK_SLAPD_LOG"))
+	dovecot := markLog(t, st.Get("MAILSTACK_DOVECOT_LOG"))
+	postfix := markLog(t, st.Get("MAILSTACK_POSTFIX_LOG"))
+	slapd := markLog(t, st.Get("MAILSTACK_SLAPD_LOG"))
 	if err := e.tb.ClearPrompts(s.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -347,9 +229,9 @@ func (e *env) testStackLDAPChange(t *testing.T, st *mailStack) {
 	// Dovecot checks every login (IMAP, and SMTP through Postfix's SASL) by
 	// binding as the user: at least two successful binds, none refused.
 	// (Thunderbird may open a second IMAP connection after verifyLogon.)
-	ok, failed := slapdBinds(slapd.lines(t), st.userDN(user))
+	ok, failed := slapdBinds(logLines(t, slapd), st.UserDN(user))
 	if ok < 2 || failed != 0 {
-		t.Errorf("slapd: %d successful and %d failed binds as %s after the change, want at least 2 and 0", ok, failed, st.userDN(user))
+		t.Errorf("slapd: %d successful and %d failed binds as %s after the change, want at least 2 and 0", ok, failed, st.UserDN(user))
 	}
 	if !t.Failed() {
 		t.Logf("Thunderbird logged in to Dovecot and Postfix with the new password in %s (logs: %d IMAP logins, %d SMTP sessions, %d LDAP binds)",
@@ -360,22 +242,22 @@ func (e *env) testStackLDAPChange(t *testing.T, st *mailStack) {
 	// The new password is the directory's: a bind with it works.
 	c, cancel := context.WithTimeout(s.ctx, 15*time.Second)
 	defer cancel()
-	if err := ldapBind(c, st, st.userDN(user), new); err != nil {
+	if err := ldapBind(c, st, st.UserDN(user), new); err != nil {
 		t.Errorf("binding as %s with the new password: %v", user, err)
 	}
 }
 
-func ldapBind(ctx context.Context, st *mailStack, dn, password string) error {
+func ldapBind(ctx context.Context, st *mailstack.Stack, dn, password string) error {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	if dl, ok := ctx.Deadline(); ok {
 		d.Deadline = dl
 	}
-	conn, err := ldap.DialURL("ldap://"+st.addr("LDAP"), ldap.DialWithDialer(d))
+	conn, err := ldap.DialURL("ldap://"+st.Addr("LDAP"), ldap.DialWithDialer(d))
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if err := conn.StartTLS(&tls.Config{ServerName: st.get("MAILSTACK_HOST"), RootCAs: st.roots, MinVersion: tls.VersionTLS12}); err != nil {
+	if err := conn.StartTLS(&tls.Config{ServerName: st.Host(), RootCAs: st.Roots, MinVersion: tls.VersionTLS12}); err != nil {
 		return err
 	}
 	return conn.Bind(dn, password)

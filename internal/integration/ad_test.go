@@ -10,8 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/credsync/credsync/internal/mailstack"
 	"github.com/credsync/credsync/internal/provider"
 )
 
@@ -36,40 +35,32 @@ func needSamba(t *testing.T) *sambaDC {
 	t.Helper()
 	s := stack
 	if s == nil {
-		dir := os.Getenv("MAILSTACK_DIR")
-		if dir == "" {
-			dir = "/tmp/credsync-mailstack"
-		}
 		var err error
-		if s, err = loadStack(filepath.Join(dir, "env")); err != nil {
+		if s, err = loadStack(mailstack.EnvPath()); err != nil {
 			t.Skip(skipReason)
 		}
 	}
-	if s.get("MAILSTACK_SAMBA") != "1" {
+	if s.Get("MAILSTACK_SAMBA") != "1" {
 		t.Skip("the mail stack runs without Samba AD: start it with `scripts/mailstack start --with-samba`")
 	}
-	for _, p := range []string{"SAMBA_LDAPS", "SAMBA_LDAP", "KDC", "KPASSWD"} {
-		c, err := net.DialTimeout("tcp", s.addr(p), time.Second)
-		if err != nil {
-			t.Skipf("Samba AD is not running (%v): run `scripts/mailstack start --with-samba`", err)
-		}
-		c.Close()
+	if err := s.Up("SAMBA_LDAPS", "SAMBA_LDAP", "KDC", "KPASSWD"); err != nil {
+		t.Skipf("Samba AD is not running (%v): run `scripts/mailstack start --with-samba`", err)
 	}
-	return &sambaDC{mailStack: s, realm: s.get("MAILSTACK_SAMBA_REALM"), domain: s.get("MAILSTACK_SAMBA_DNS_DOMAIN")}
+	return &sambaDC{mailStack: s, realm: s.Get("MAILSTACK_SAMBA_REALM"), domain: s.Get("MAILSTACK_SAMBA_DNS_DOMAIN")}
 }
 
-func (s *sambaDC) password(user string) string { return s.get("MAILSTACK_SAMBA_PASSWORD_" + user) }
+func (s *sambaDC) password(user string) string { return s.Get("MAILSTACK_SAMBA_PASSWORD_" + user) }
 
 func (s *sambaDC) upn(user string) string { return user + "@" + s.domain }
 
 func (s *sambaDC) tlsConfig() *tls.Config {
-	return &tls.Config{ServerName: s.get("MAILSTACK_HOST"), RootCAs: s.roots}
+	return &tls.Config{ServerName: s.Get("MAILSTACK_HOST"), RootCAs: s.Roots}
 }
 
 // bind logs in to the directory over LDAPS as user; nil means the password
 // works.
 func (s *sambaDC) bind(user, password string) error {
-	conn, err := ldap.DialURL("ldaps://"+s.addr("SAMBA_LDAPS"), ldap.DialWithTLSConfig(s.tlsConfig()),
+	conn, err := ldap.DialURL("ldaps://"+s.Addr("SAMBA_LDAPS"), ldap.DialWithTLSConfig(s.tlsConfig()),
 		ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
 	if err != nil {
 		return err
@@ -97,7 +88,7 @@ func (s *sambaDC) expectPassword(t *testing.T, user, password, old string) {
 // admin modifies user's account as the domain administrator, over LDAPS.
 func (s *sambaDC) admin(t *testing.T, user string, modify func(*ldap.ModifyRequest)) {
 	t.Helper()
-	s.adminModify(t, "CN="+user+",CN=Users,"+s.get("MAILSTACK_SAMBA_BASE"), modify)
+	s.adminModify(t, "CN="+user+",CN=Users,"+s.Get("MAILSTACK_SAMBA_BASE"), modify)
 }
 
 // minPwdAge sets the domain's minimum password age; t's cleanup sets it
@@ -108,20 +99,20 @@ func (s *sambaDC) minPwdAge(t *testing.T, age time.Duration) {
 		// A negative count of 100 ns intervals.
 		return func(m *ldap.ModifyRequest) { m.Replace("minPwdAge", []string{strconv.FormatInt(-int64(d/100), 10)}) }
 	}
-	t.Cleanup(func() { s.adminModify(t, s.get("MAILSTACK_SAMBA_BASE"), set(0)) })
-	s.adminModify(t, s.get("MAILSTACK_SAMBA_BASE"), set(age))
+	t.Cleanup(func() { s.adminModify(t, s.Get("MAILSTACK_SAMBA_BASE"), set(0)) })
+	s.adminModify(t, s.Get("MAILSTACK_SAMBA_BASE"), set(age))
 }
 
 func (s *sambaDC) adminModify(t *testing.T, dn string, modify func(*ldap.ModifyRequest)) {
 	t.Helper()
-	conn, err := ldap.DialURL("ldaps://"+s.addr("SAMBA_LDAPS"), ldap.DialWithTLSConfig(s.tlsConfig()),
+	conn, err := ldap.DialURL("ldaps://"+s.Addr("SAMBA_LDAPS"), ldap.DialWithTLSConfig(s.tlsConfig()),
 		ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
 	if err != nil {
 		t.Fatalf("admin connection: %v", err)
 	}
 	defer conn.Close()
 	conn.SetTimeout(10 * time.Second)
-	if err := conn.Bind(s.get("MAILSTACK_SAMBA_ADMIN"), s.get("MAILSTACK_SAMBA_ADMIN_PASSWORD")); err != nil {
+	if err := conn.Bind(s.Get("MAILSTACK_SAMBA_ADMIN"), s.Get("MAILSTACK_SAMBA_ADMIN_PASSWORD")); err != nil {
 		t.Fatalf("admin bind: %v", err)
 	}
 	req := ldap.NewModifyRequest(dn, nil)
@@ -178,10 +169,10 @@ func TestADBackend(t *testing.T) {
 	original := s.password(user)
 	t.Cleanup(func() { s.reset(t, user, original) })
 	backend := lookup(t, "ad")
-	ldaps := "ldaps://" + s.addr("SAMBA_LDAPS")
-	startTLS := "ldap://" + s.addr("SAMBA_LDAP")
+	ldaps := "ldaps://" + s.Addr("SAMBA_LDAPS")
+	startTLS := "ldap://" + s.Addr("SAMBA_LDAP")
 	req := func(url, username, current, next string) provider.Request {
-		return provider.Request{Username: username, Current: current, New: next, URL: url, Roots: s.roots}
+		return provider.Request{Username: username, Current: current, New: next, URL: url, Roots: s.Roots}
 	}
 	next, third := newPassword(t, "Next"), newPassword(t, "Third")
 
@@ -228,7 +219,7 @@ func TestKpasswdBackend(t *testing.T) {
 	original := s.password(user)
 	t.Cleanup(func() { s.reset(t, user, original) })
 	backend := lookup(t, "kpasswd")
-	url := "kpasswd://" + s.addr("KPASSWD") + "?kdc=" + s.addr("KDC") + "&realm=" + s.realm
+	url := "kpasswd://" + s.Addr("KPASSWD") + "?kdc=" + s.Addr("KDC") + "&realm=" + s.realm
 	req := func(url, username, current, next string) provider.Request {
 		return provider.Request{Username: username, Current: current, New: next, URL: url}
 	}
@@ -239,8 +230,8 @@ func TestKpasswdBackend(t *testing.T) {
 		expectRule(t, change(backend, req(url, user, original, "Sh0rt!")), provider.Rejected, "too_short", "at least 7 characters")
 		expectKind(t, change(backend, req(url, user, original, "alllowercaseletters")), provider.Rejected, "complexity")
 		expectKind(t, change(backend, req(url, "nobody", original, next)), provider.Rejected, "does not know")
-		expectKind(t, change(backend, req("kpasswd://"+closedAddr(t)+"?kdc="+s.addr("KDC")+"&realm="+s.realm, user, original, next)), provider.Unreachable, "cannot send")
-		expectKind(t, change(backend, req("kpasswd://"+s.addr("KPASSWD")+"?kdc="+closedAddr(t)+"&realm="+s.realm, user, original, next)), provider.Unreachable, "KDC")
+		expectKind(t, change(backend, req("kpasswd://"+closedAddr(t)+"?kdc="+s.Addr("KDC")+"&realm="+s.realm, user, original, next)), provider.Unreachable, "cannot send")
+		expectKind(t, change(backend, req("kpasswd://"+s.Addr("KPASSWD")+"?kdc="+closedAddr(t)+"&realm="+s.realm, user, original, next)), provider.Unreachable, "KDC")
 		s.expectPassword(t, user, original, "")
 	})
 	t.Run("change", func(t *testing.T) {
@@ -261,7 +252,7 @@ func TestKpasswdBackend(t *testing.T) {
 	})
 	t.Run("realm from the user name's domain", func(t *testing.T) {
 		// kate@credsync.test → kate@CREDSYNC.TEST
-		url := "kpasswd://" + s.addr("KPASSWD") + "?kdc=" + s.addr("KDC")
+		url := "kpasswd://" + s.Addr("KPASSWD") + "?kdc=" + s.Addr("KDC")
 		if err := change(backend, req(url, s.upn(user), next, third)); err != nil {
 			t.Fatalf("change: %v", err)
 		}

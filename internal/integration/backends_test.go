@@ -21,14 +21,14 @@ import (
 func TestLDAPBackend(t *testing.T) {
 	s := needStack(t)
 	const user = "bob"
-	original := s.password(user)
+	original := s.Password(user)
 	t.Cleanup(func() { s.resetLDAPPassword(t, user, original) })
 	backend := lookup(t, "ldap")
-	template := "/uid=%n," + s.get("MAILSTACK_LDAP_PEOPLE")
-	startTLS := "ldap://" + s.addr("LDAP") + template
-	implicit := "ldaps://" + s.addr("LDAPS") + template
+	template := "/uid=%n," + s.Get("MAILSTACK_LDAP_PEOPLE")
+	startTLS := "ldap://" + s.Addr("LDAP") + template
+	implicit := "ldaps://" + s.Addr("LDAPS") + template
 	req := func(url, current, next string) provider.Request {
-		return provider.Request{Username: user + "@example.test", Current: current, New: next, URL: url, Roots: s.roots}
+		return provider.Request{Username: user + "@example.test", Current: current, New: next, URL: url, Roots: s.Roots}
 	}
 
 	const next, third = "Bob-New-Pass-2", "Bob-Third-Pass-3"
@@ -55,16 +55,16 @@ func TestLDAPBackend(t *testing.T) {
 // plugin (ldap_exop driver) and checks it on IMAP and SMTP.
 func TestRoundcubeBackend(t *testing.T) {
 	s := needStack(t)
-	url := s.get("MAILSTACK_ROUNDCUBE_URL")
+	url := s.Get("MAILSTACK_ROUNDCUBE_URL")
 	if url == "" {
 		t.Skip("the mail stack runs without Roundcube: start it with `scripts/mailstack start --with-roundcube`")
 	}
 	const user = "carol"
-	original := s.password(user)
+	original := s.Password(user)
 	t.Cleanup(func() { s.resetLDAPPassword(t, user, original) })
 	backend := lookup(t, "roundcube")
 	req := func(current, next string) provider.Request {
-		return provider.Request{Username: user + "@example.test", Current: current, New: next, URL: url, Roots: s.roots}
+		return provider.Request{Username: user + "@example.test", Current: current, New: next, URL: url, Roots: s.Roots}
 	}
 
 	const next = "Carol-New-Pass-2"
@@ -115,7 +115,7 @@ func expectLogins(t *testing.T, s *mailStack, user, password string, want verify
 	defer cancel()
 	in := s.ep(endpoint.IMAP, endpoint.TLS, "IMAPS", user+"@example.test")
 	out := s.ep(endpoint.SMTP, endpoint.STARTTLS, "SUBMISSION", user+"@example.test")
-	rin, rout := verify.Both(ctx, &in, &out, password, verify.Trust{Roots: s.roots})
+	rin, rout := verify.Both(ctx, &in, &out, password, verify.Trust{Roots: s.Roots})
 	if rin.Outcome != want || rout.Outcome != want {
 		t.Errorf("logins as %s: IMAP %s (%s), SMTP %s (%s); want %s for both", user, rin.Outcome, rin.Detail, rout.Outcome, rout.Detail, want)
 	}

@@ -47,9 +47,9 @@ func runChange(t *testing.T, current, next string, args ...string) verifyResult 
 func TestCanaryHygieneRealStack(t *testing.T) {
 	s := needStack(t)
 	canary := security.Canary
-	ca := []string{"--ca-file", s.get("MAILSTACK_CA")}
-	alice := s.get("MAILSTACK_FILE_USER")
-	dovecot := markLog(t, s.get("MAILSTACK_DOVECOT_LOG"))
+	ca := []string{"--ca-file", s.Get("MAILSTACK_CA")}
+	alice := s.Get("MAILSTACK_FILE_USER")
+	dovecot := markLog(t, s.Get("MAILSTACK_DOVECOT_LOG"))
 	var outputs []security.Finding
 	keep := func(what string, r verifyResult) {
 		outputs = append(outputs, security.ScanBytes(what, []byte(r.stdout+r.stderr), canary)...)
@@ -66,11 +66,11 @@ func TestCanaryHygieneRealStack(t *testing.T) {
 
 	// A change in the directory, then logins with the canary.
 	const bob = "bob"
-	original := s.password(bob)
+	original := s.Password(bob)
 	t.Cleanup(func() { s.resetLDAPPassword(t, bob, original) })
 	bobURLs := []string{"--incoming", s.url("imaps", bob+"@example.test", "IMAPS"), "--outgoing", s.url("smtp", bob+"@example.test", "SUBMISSION")}
 	r = runChange(t, original, canary, append(append([]string{"--backend", "ldap",
-		"--backend-url", "ldaps://" + s.addr("LDAPS") + "/uid=%n," + s.get("MAILSTACK_LDAP_PEOPLE")}, bobURLs...), ca...)...)
+		"--backend-url", "ldaps://" + s.Addr("LDAPS") + "/uid=%n," + s.Get("MAILSTACK_LDAP_PEOPLE")}, bobURLs...), ca...)...)
 	if r.code != 0 {
 		t.Fatalf("credsync change (ldap): exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -81,16 +81,16 @@ func TestCanaryHygieneRealStack(t *testing.T) {
 	}
 	keep("credsync verify", r)
 	r = runChange(t, canary+"-wrong", canary+"-2", append(append([]string{"--backend", "ldap",
-		"--backend-url", "ldaps://" + s.addr("LDAPS") + "/uid=%n," + s.get("MAILSTACK_LDAP_PEOPLE")}, bobURLs...), ca...)...)
+		"--backend-url", "ldaps://" + s.Addr("LDAPS") + "/uid=%n," + s.Get("MAILSTACK_LDAP_PEOPLE")}, bobURLs...), ca...)...)
 	if r.code != 1 {
 		t.Fatalf("credsync change with a wrong current password: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	keep("credsync change", r)
 
 	// Through Roundcube, whose logs are a web application's.
-	if url := s.get("MAILSTACK_ROUNDCUBE_URL"); url != "" {
+	if url := s.Get("MAILSTACK_ROUNDCUBE_URL"); url != "" {
 		const carol = "carol"
-		orig := s.password(carol)
+		orig := s.Password(carol)
 		t.Cleanup(func() { s.resetLDAPPassword(t, carol, orig) })
 		r = runChange(t, orig, canary, append([]string{"--backend", "roundcube", "--backend-url", url,
 			"--incoming", s.url("imaps", carol+"@example.test", "IMAPS"), "--outgoing", s.url("smtp", carol+"@example.test", "SUBMISSION")}, ca...)...)
@@ -107,7 +107,7 @@ func TestCanaryHygieneRealStack(t *testing.T) {
 	if n := settle(t, dovecot, 2, 5*time.Second, failures); n < 2 {
 		t.Errorf("Dovecot logged %d failed logins of %s; the scan would prove little", n, alice)
 	}
-	logs := filepath.Join(s.get("MAILSTACK_DIR"), "logs")
+	logs := filepath.Join(s.Get("MAILSTACK_DIR"), "logs")
 	found, err := security.Scan([]string{logs}, canary, security.ScanOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -36,7 +36,7 @@ func startCutter(t *testing.T, s *mailStack, serverCfg *tls.Config, target strin
 		t.Fatal(err)
 	}
 	c := &cutter{ln: ln}
-	upstream := &tls.Config{RootCAs: s.roots, ServerName: s.get("MAILSTACK_HOST"), MinVersion: tls.VersionTLS12}
+	upstream := &tls.Config{RootCAs: s.Roots, ServerName: s.Get("MAILSTACK_HOST"), MinVersion: tls.VersionTLS12}
 	c.wg.Go(func() {
 		for {
 			client, err := ln.Accept()
@@ -104,7 +104,7 @@ func startCutter(t *testing.T, s *mailStack, serverCfg *tls.Config, target strin
 // connection.
 func TestNetworkErrorMidAuthIsNotRetried(t *testing.T) {
 	s := needStack(t)
-	alice := s.get("MAILSTACK_FILE_USER")
+	alice := s.Get("MAILSTACK_FILE_USER")
 	pki, err := sandbox.Start(sandbox.Options{}) // for its CA and certificate only
 	if err != nil {
 		t.Fatal(err)
@@ -131,8 +131,8 @@ func TestNetworkErrorMidAuthIsNotRetried(t *testing.T) {
 		{"SUBMISSIONS", "smtps", "SUBMISSIONS", "", smtpAuth, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cut := startCutter(t, s, pki.ServerTLSConfig(), s.addr(c.port), c.isAuth)
-			dovecot, postfix := markLog(t, s.get("MAILSTACK_DOVECOT_LOG")), markLog(t, s.get("MAILSTACK_POSTFIX_LOG"))
+			cut := startCutter(t, s, pki.ServerTLSConfig(), s.Addr(c.port), c.isAuth)
+			dovecot, postfix := markLog(t, s.Get("MAILSTACK_DOVECOT_LOG")), markLog(t, s.Get("MAILSTACK_POSTFIX_LOG"))
 			side := "incoming"
 			if !c.incoming {
 				side = "outgoing"
@@ -147,10 +147,10 @@ func TestNetworkErrorMidAuthIsNotRetried(t *testing.T) {
 			}
 			if c.incoming {
 				if n := settle(t, dovecot, 1, 5*time.Second, countLoginFailures(c.login, alice)); n != 1 {
-					t.Errorf("Dovecot logged %d failed attempts, want 1:\n%s", n, strings.Join(dovecot.lines(t), "\n"))
+					t.Errorf("Dovecot logged %d failed attempts, want 1:\n%s", n, strings.Join(logLines(t, dovecot), "\n"))
 				}
 			} else if n := settle(t, postfix, 1, 5*time.Second, countSASLFailures("submissions", alice)); n != 1 {
-				t.Errorf("Postfix logged %d SASL failures, want 1:\n%s", n, strings.Join(postfix.lines(t), "\n"))
+				t.Errorf("Postfix logged %d SASL failures, want 1:\n%s", n, strings.Join(logLines(t, postfix), "\n"))
 			}
 		})
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/credsync/credsync/internal/mailstack"
 )
 
 // TestOneAttemptPerProtocol: a wrong password costs exactly one failed
@@ -15,22 +17,22 @@ import (
 // policies count), and network or TLS errors cost none.
 func TestOneAttemptPerProtocol(t *testing.T) {
 	s := needStack(t)
-	alice := s.get("MAILSTACK_FILE_USER")
-	ca := []string{"--ca-file", s.get("MAILSTACK_CA")}
+	alice := s.Get("MAILSTACK_FILE_USER")
+	ca := []string{"--ca-file", s.Get("MAILSTACK_CA")}
 	const wrong = "Wrong-Pass1!"
-	logs := func(t *testing.T) (dovecot, postfix, slapd logMark) {
-		return markLog(t, s.get("MAILSTACK_DOVECOT_LOG")), markLog(t, s.get("MAILSTACK_POSTFIX_LOG")), markLog(t, s.get("MAILSTACK_SLAPD_LOG"))
+	logs := func(t *testing.T) (dovecot, postfix, slapd mailstack.LogMark) {
+		return markLog(t, s.Get("MAILSTACK_DOVECOT_LOG")), markLog(t, s.Get("MAILSTACK_POSTFIX_LOG")), markLog(t, s.Get("MAILSTACK_SLAPD_LOG"))
 	}
-	expectOne := func(t *testing.T, r verifyResult, dovecot, postfix logMark, login, user, service string) {
+	expectOne := func(t *testing.T, r verifyResult, dovecot, postfix mailstack.LogMark, login, user, service string) {
 		t.Helper()
 		if r.code != 1 || r.outcome("incoming") != "auth_failed" || r.outcome("outgoing") != "auth_failed" {
 			t.Fatalf("credsync verify: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
 		if n := settle(t, dovecot, 1, 5*time.Second, countLoginFailures(login, user)); n != 1 {
-			t.Errorf("Dovecot %s logged %d failed authentication attempts, want 1:\n%s", login, n, strings.Join(dovecot.lines(t), "\n"))
+			t.Errorf("Dovecot %s logged %d failed authentication attempts, want 1:\n%s", login, n, strings.Join(logLines(t, dovecot), "\n"))
 		}
 		if n := settle(t, postfix, 1, 5*time.Second, countSASLFailures(service, user)); n != 1 {
-			t.Errorf("Postfix %s logged %d failed SASL authentications, want 1:\n%s", service, n, strings.Join(postfix.lines(t), "\n"))
+			t.Errorf("Postfix %s logged %d failed SASL authentications, want 1:\n%s", service, n, strings.Join(logLines(t, postfix), "\n"))
 		}
 	}
 
@@ -48,8 +50,8 @@ func TestOneAttemptPerProtocol(t *testing.T) {
 		dovecot, postfix, slapd := logs(t)
 		r := runVerify(t, wrong, append([]string{"--incoming", s.url("imaps", "dave@example.test", "IMAPS"), "--outgoing", s.url("smtp", "dave@example.test", "SUBMISSION")}, ca...)...)
 		expectOne(t, r, dovecot, postfix, "imap-login", "dave@example.test", "submission")
-		if n := settle(t, slapd, 2, 5*time.Second, countFailedBinds(s.userDN("dave"))); n != 2 {
-			t.Errorf("slapd logged %d failed binds as dave, want 2 (IMAP + SMTP):\n%s", n, strings.Join(slapd.lines(t), "\n"))
+		if n := settle(t, slapd, 2, 5*time.Second, countFailedBinds(s.UserDN("dave"))); n != 2 {
+			t.Errorf("slapd logged %d failed binds as dave, want 2 (IMAP + SMTP):\n%s", n, strings.Join(logLines(t, slapd), "\n"))
 		}
 	})
 	t.Run("network and TLS errors cost nothing", func(t *testing.T) {
@@ -71,13 +73,13 @@ func TestOneAttemptPerProtocol(t *testing.T) {
 			return countLoginFailures("imap-login", "")(lines) + countLoginFailures("pop3-login", "")(lines) + countDovecotAuthLines(lines)
 		}
 		if n := settle(t, dovecot, 0, 0, all); n != 0 {
-			t.Errorf("Dovecot logged %d authentication events:\n%s", n, strings.Join(dovecot.lines(t), "\n"))
+			t.Errorf("Dovecot logged %d authentication events:\n%s", n, strings.Join(logLines(t, dovecot), "\n"))
 		}
-		if n := countSASLFailures("", "")(postfix.lines(t)); n != 0 {
-			t.Errorf("Postfix logged %d SASL failures:\n%s", n, strings.Join(postfix.lines(t), "\n"))
+		if n := countSASLFailures("", "")(logLines(t, postfix)); n != 0 {
+			t.Errorf("Postfix logged %d SASL failures:\n%s", n, strings.Join(logLines(t, postfix), "\n"))
 		}
-		if n := countFailedBinds("")(slapd.lines(t)); n != 0 {
-			t.Errorf("slapd logged %d failed binds:\n%s", n, strings.Join(slapd.lines(t), "\n"))
+		if n := countFailedBinds("")(logLines(t, slapd)); n != 0 {
+			t.Errorf("slapd logged %d failed binds:\n%s", n, strings.Join(logLines(t, slapd), "\n"))
 		}
 	})
 }

@@ -3,11 +3,8 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -15,15 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-ldap/ldap/v3"
-
 	"github.com/credsync/credsync/internal/endpoint"
+	"github.com/credsync/credsync/internal/mailstack"
 )
 
 // stack is the running mail stack, from $MAILSTACK_DIR/env; nil with
@@ -39,17 +34,16 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	dir := os.Getenv("MAILSTACK_DIR")
-	if dir == "" {
-		dir = "/tmp/credsync-mailstack"
-	}
-	s, err := loadStack(filepath.Join(dir, "env"))
-	switch {
-	case err != nil:
+	s, err := loadStack(mailstack.EnvPath())
+	if err == nil {
+		err = s.Up("IMAP", "IMAPS", "POP3", "POP3S", "SUBMISSION", "SUBMISSIONS", "LDAP", "LDAPS")
+		if err != nil {
+			skipReason = fmt.Sprintf("the mail stack in %s is not running (%v): run `scripts/mailstack start --with-roundcube` (check with `scripts/mailstack status`)", mailstack.Dir(), err)
+		}
+	} else {
 		skipReason = fmt.Sprintf("the mail stack is not set up (%v): run `scripts/mailstack start --with-roundcube` first, or `make test-integration`", err)
-	case !s.up():
-		skipReason = fmt.Sprintf("the mail stack in %s is not running: run `scripts/mailstack start --with-roundcube` (check with `scripts/mailstack status`)", dir)
-	default:
+	}
+	if skipReason == "" {
 		stack = s
 	}
 	if stack != nil {
@@ -80,111 +74,34 @@ func needStack(t *testing.T) *mailStack {
 }
 
 // mailStack is what scripts/mailstack wrote to its env file.
-type mailStack struct {
-	env   map[string]string
-	roots *x509.CertPool
-}
+type mailStack struct{ *mailstack.Stack }
 
 func loadStack(path string) (*mailStack, error) {
-	f, err := os.Open(path)
+	st, err := mailstack.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	env := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("%s: bad line %q", path, line)
-		}
-		if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
-			v = v[1 : len(v)-1]
-		}
-		env[k] = v
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	s := &mailStack{env: env}
-	pem, err := os.ReadFile(s.get("MAILSTACK_CA"))
-	if err != nil {
-		return nil, err
-	}
-	s.roots = x509.NewCertPool()
-	if !s.roots.AppendCertsFromPEM(pem) {
-		return nil, errors.New("no certificate in " + s.get("MAILSTACK_CA"))
-	}
-	return s, nil
-}
-
-func (s *mailStack) get(key string) string { return s.env[key] }
-
-func (s *mailStack) port(name string) int {
-	p, _ := strconv.Atoi(s.env["MAILSTACK_"+name+"_PORT"])
-	return p
-}
-
-func (s *mailStack) addr(name string) string {
-	return net.JoinHostPort(s.get("MAILSTACK_HOST"), strconv.Itoa(s.port(name)))
-}
-
-// up reports whether every core port answers.
-func (s *mailStack) up() bool {
-	for _, name := range []string{"IMAP", "IMAPS", "POP3", "POP3S", "SUBMISSION", "SUBMISSIONS", "LDAP", "LDAPS"} {
-		c, err := net.DialTimeout("tcp", s.addr(name), time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
-	}
-	return true
-}
-
-// password is the stack's initial password of an LDAP user (bob, carol, dave).
-func (s *mailStack) password(user string) string { return s.env["MAILSTACK_PASSWORD_"+user] }
-
-func (s *mailStack) userDN(user string) string {
-	return "uid=" + user + "," + s.get("MAILSTACK_LDAP_PEOPLE")
+	return &mailStack{st}, nil
 }
 
 // ep is an endpoint of the stack for user.
 func (s *mailStack) ep(proto endpoint.Protocol, sec endpoint.Security, port, user string) endpoint.Endpoint {
 	return endpoint.Endpoint{
-		Protocol: proto, Host: s.get("MAILSTACK_HOST"), Port: s.port(port),
+		Protocol: proto, Host: s.Get("MAILSTACK_HOST"), Port: s.Port(port),
 		Security: sec, Username: user,
 	}
 }
 
 // url is a credsync verify URL: scheme://user@host:port.
 func (s *mailStack) url(scheme, user, port string) string {
-	return scheme + "://" + strings.ReplaceAll(user, "@", "%40") + "@" + s.addr(port)
+	return scheme + "://" + strings.ReplaceAll(user, "@", "%40") + "@" + s.Addr(port)
 }
 
 // resetLDAPPassword sets user's password as the directory's administrator,
 // so that a test leaves the stack as it found it whatever happened.
 func (s *mailStack) resetLDAPPassword(t *testing.T, user, password string) {
 	t.Helper()
-	conn, err := ldap.DialURL("ldap://"+s.addr("LDAP"), ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
-	if err != nil {
-		t.Errorf("restoring %s's password: %v", user, err)
-		return
-	}
-	defer conn.Close()
-	conn.SetTimeout(10 * time.Second)
-	if err := conn.StartTLS(&tls.Config{ServerName: s.get("MAILSTACK_HOST"), RootCAs: s.roots}); err != nil {
-		t.Errorf("restoring %s's password: StartTLS: %v", user, err)
-		return
-	}
-	if err := conn.Bind(s.get("MAILSTACK_LDAP_ADMIN_DN"), s.get("MAILSTACK_LDAP_ADMIN_PASSWORD")); err != nil {
-		t.Errorf("restoring %s's password: admin bind: %v", user, err)
-		return
-	}
-	if _, err := conn.PasswordModify(ldap.NewPasswordModifyRequest(s.userDN(user), "", password)); err != nil {
+	if err := s.SetPassword(user, password); err != nil {
 		t.Errorf("restoring %s's password: %v", user, err)
 	}
 }
@@ -238,55 +155,35 @@ func runVerify(t *testing.T, password string, args ...string) verifyResult {
 	return r
 }
 
-// logMark remembers where a log file ended.
-type logMark struct {
-	path   string
-	offset int64
-}
-
-func markLog(t *testing.T, path string) logMark {
+func markLog(t *testing.T, path string) mailstack.LogMark {
 	t.Helper()
-	st, err := os.Stat(path)
+	m, err := mailstack.MarkLog(path)
 	if err != nil {
 		t.Fatalf("log file: %v", err)
 	}
-	return logMark{path: path, offset: st.Size()}
+	return m
 }
 
-// lines returns the complete lines written since the mark.
-func (m logMark) lines(t *testing.T) []string {
+// logLines returns the complete lines written since m.
+func logLines(t *testing.T, m mailstack.LogMark) []string {
 	t.Helper()
-	f, err := os.Open(m.path)
+	lines, err := m.Lines()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	if _, err := f.Seek(m.offset, io.SeekStart); err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-		b = b[:i]
-	} else {
-		return nil
-	}
-	return strings.Split(string(b), "\n")
+	return lines
 }
 
 // settle waits until count(lines since m) reaches want or wait passes, then
 // waits a little more so that a surplus line would show, and returns the
 // final count. Daemons write their logs asynchronously.
-func settle(t *testing.T, m logMark, want int, wait time.Duration, count func([]string) int) int {
+func settle(t *testing.T, m mailstack.LogMark, want int, wait time.Duration, count func([]string) int) int {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for count(m.lines(t)) < want && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	lines, err := m.Wait(want, wait, 500*time.Millisecond, count)
+	if err != nil {
+		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
-	return count(m.lines(t))
+	return count(lines)
 }
 
 // nonLocalRelay forwards connections to target from the source address

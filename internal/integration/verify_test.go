@@ -10,8 +10,8 @@ import (
 // TestVerifyCLI runs `credsync verify` against Dovecot and Postfix.
 func TestVerifyCLI(t *testing.T) {
 	s := needStack(t)
-	alice, alicePW := s.get("MAILSTACK_FILE_USER"), s.get("MAILSTACK_FILE_PASSWORD")
-	ca := []string{"--ca-file", s.get("MAILSTACK_CA")}
+	alice, alicePW := s.Get("MAILSTACK_FILE_USER"), s.Get("MAILSTACK_FILE_PASSWORD")
+	ca := []string{"--ca-file", s.Get("MAILSTACK_CA")}
 	type want struct {
 		code      int
 		incoming  string // outcome; "" = no incoming line expected
@@ -35,7 +35,7 @@ func TestVerifyCLI(t *testing.T) {
 			want{code: 0, incoming: "ok"}},
 		{"POP3S", alicePW, append([]string{"--incoming", s.url("pop3s", alice, "POP3S")}, ca...),
 			want{code: 0, incoming: "ok"}},
-		{"LDAP user through Dovecot's auth bind", s.password("dave"),
+		{"LDAP user through Dovecot's auth bind", s.Password("dave"),
 			append([]string{"--incoming", s.url("imaps", "dave", "IMAPS"), "--outgoing", s.url("smtp", "dave@example.test", "SUBMISSION")}, ca...),
 			want{code: 0, incoming: "ok", outgoing: "ok"}},
 
@@ -80,27 +80,27 @@ func TestVerifyCLI(t *testing.T) {
 // accepts plaintext, so the test connects through a relay from 127.0.0.2.)
 func TestVerifyRefusedPlaintext(t *testing.T) {
 	s := needStack(t)
-	alice, alicePW := s.get("MAILSTACK_FILE_USER"), s.get("MAILSTACK_FILE_PASSWORD")
+	alice, alicePW := s.Get("MAILSTACK_FILE_USER"), s.Get("MAILSTACK_FILE_PASSWORD")
 	user := strings.ReplaceAll(alice, "@", "%40")
 	for _, tc := range []struct{ scheme, port string }{{"imap+insecure", "IMAP"}, {"pop3+insecure", "POP3"}} {
 		t.Run(tc.scheme, func(t *testing.T) {
-			relay := nonLocalRelay(t, s.addr(tc.port))
-			mark := markLog(t, s.get("MAILSTACK_DOVECOT_LOG"))
+			relay := nonLocalRelay(t, s.Addr(tc.port))
+			mark := markLog(t, s.Get("MAILSTACK_DOVECOT_LOG"))
 			r := runVerify(t, alicePW, "--incoming", tc.scheme+"://"+user+"@"+relay)
 			if r.code != 1 {
 				t.Errorf("exit status %d, want 1\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 			}
 			checkSide(t, r, "incoming", "refused_plaintext", "")
 			if n := settle(t, mark, 0, 0, countPassdbLookups(alice)); n != 0 {
-				t.Errorf("Dovecot checked a password %d times, want never:\n%s", n, strings.Join(mark.lines(t), "\n"))
+				t.Errorf("Dovecot checked a password %d times, want never:\n%s", n, strings.Join(logLines(t, mark), "\n"))
 			}
 			// The relay really made Dovecot see a non-local client.
 			var seen bool
-			for _, l := range mark.lines(t) {
+			for _, l := range logLines(t, mark) {
 				seen = seen || strings.Contains(l, "rip=127.0.0.2")
 			}
 			if !seen {
-				t.Errorf("Dovecot did not log a connection from 127.0.0.2:\n%s", strings.Join(mark.lines(t), "\n"))
+				t.Errorf("Dovecot did not log a connection from 127.0.0.2:\n%s", strings.Join(logLines(t, mark), "\n"))
 			}
 		})
 	}
