@@ -36,15 +36,12 @@ func StartMailstack(path string) (*Servers, error) {
 		return v
 	}
 	people := get("MAILSTACK_LDAP_PEOPLE")
-	get("MAILSTACK_LDAP_ADMIN_DN")
-	get("MAILSTACK_LDAP_ADMIN_PASSWORD")
 	domain := get("MAILSTACK_DOMAIN")
+	get("MAILSTACK_LDAP_ADMIN_DN") // Admin's
+	get("MAILSTACK_LDAP_ADMIN_PASSWORD")
 	names := map[string]string{
 		"imaps": "IMAPS", "imap": "IMAP", "pop3s": "POP3S", "pop3": "POP3",
 		"smtps": "SUBMISSIONS", "submission": "SUBMISSION", "ldap": "LDAP",
-	}
-	for _, name := range names {
-		get("MAILSTACK_" + name + "_PORT")
 	}
 	if err := errors.Join(missing...); err != nil {
 		return nil, err

@@ -15,10 +15,7 @@ package e2e
 // directory (default /tmp/credsync-mailstack).
 
 import (
-	"context"
-	"crypto/tls"
 	"fmt"
-	"net"
 	"os"
 	"regexp"
 	"strings"
@@ -240,25 +237,7 @@ func (e *env) testStackLDAPChange(t *testing.T, st *mailstack.Stack) {
 	s.noPrompts()
 
 	// The new password is the directory's: a bind with it works.
-	c, cancel := context.WithTimeout(s.ctx, 15*time.Second)
-	defer cancel()
-	if err := ldapBind(c, st, st.UserDN(user), new); err != nil {
+	if err := st.Bind(st.UserDN(user), new, func(*ldap.Conn) error { return nil }); err != nil {
 		t.Errorf("binding as %s with the new password: %v", user, err)
 	}
-}
-
-func ldapBind(ctx context.Context, st *mailstack.Stack, dn, password string) error {
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	if dl, ok := ctx.Deadline(); ok {
-		d.Deadline = dl
-	}
-	conn, err := ldap.DialURL("ldap://"+st.Addr("LDAP"), ldap.DialWithDialer(d))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if err := conn.StartTLS(&tls.Config{ServerName: st.Host(), RootCAs: st.Roots, MinVersion: tls.VersionTLS12}); err != nil {
-		return err
-	}
-	return conn.Bind(dn, password)
 }

@@ -3,12 +3,7 @@
 package integration
 
 import (
-	"bytes"
-	"context"
-	"errors"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,22 +14,7 @@ import (
 // on standard input.
 func runChange(t *testing.T, current, next string, args ...string) verifyResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, credsyncBin, append([]string{"change", "--password-stdin", "--timeout", "20s"}, args...)...)
-	cmd.Stdin = strings.NewReader(current + "\n" + next + "\n")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var exit *exec.ExitError
-	code := 0
-	switch {
-	case errors.As(err, &exit):
-		code = exit.ExitCode()
-	case err != nil:
-		t.Fatalf("credsync change: %v", err)
-	}
-	return verifyResult{code: code, stdout: out.String(), stderr: errOut.String()}
+	return runCredsync(t, 60*time.Second, current+"\n"+next+"\n", append([]string{"change", "--password-stdin", "--timeout", "20s"}, args...)...)
 }
 
 // TestCanaryHygieneRealStack runs the canary password through the real

@@ -133,10 +133,21 @@ func (r verifyResult) outcome(side string) string {
 // standard input.
 func runVerify(t *testing.T, password string, args ...string) verifyResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	r := runCredsync(t, 30*time.Second, password+"\n", append([]string{"verify", "--password-stdin", "--timeout", "10s"}, args...)...)
+	if strings.Contains(r.stdout+r.stderr, password) {
+		t.Errorf("credsync printed the password: %q %q", r.stdout, r.stderr)
+	}
+	return r
+}
+
+// runCredsync runs the credsync binary with args and stdin, for at most
+// timeout, and returns its exit code and output.
+func runCredsync(t *testing.T, timeout time.Duration, stdin string, args ...string) verifyResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, credsyncBin, append([]string{"verify", "--password-stdin", "--timeout", "10s"}, args...)...)
-	cmd.Stdin = strings.NewReader(password + "\n")
+	cmd := exec.CommandContext(ctx, credsyncBin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -146,13 +157,9 @@ func runVerify(t *testing.T, password string, args ...string) verifyResult {
 	case errors.As(err, &exit):
 		code = exit.ExitCode()
 	case err != nil:
-		t.Fatalf("credsync verify: %v", err)
+		t.Fatalf("credsync %s: %v", args[0], err)
 	}
-	r := verifyResult{code: code, stdout: out.String(), stderr: errOut.String()}
-	if strings.Contains(r.stdout+r.stderr, password) {
-		t.Errorf("credsync printed the password: %q %q", r.stdout, r.stderr)
-	}
-	return r
+	return verifyResult{code: code, stdout: out.String(), stderr: errOut.String()}
 }
 
 func markLog(t *testing.T, path string) mailstack.LogMark {

@@ -125,9 +125,9 @@ func (s *Stack) Password(user string) string { return s.Get("MAILSTACK_PASSWORD_
 // UserDN is the directory entry of uid.
 func (s *Stack) UserDN(uid string) string { return "uid=" + uid + "," + s.Get("MAILSTACK_LDAP_PEOPLE") }
 
-// Admin runs f on a connection to the directory, over StartTLS, bound as
-// its administrator.
-func (s *Stack) Admin(f func(*ldap.Conn) error) error {
+// Bind runs f on a connection to the directory, over StartTLS, bound as
+// dn with password; a refused bind is the error.
+func (s *Stack) Bind(dn, password string, f func(*ldap.Conn) error) error {
 	conn, err := ldap.DialURL("ldap://"+s.Addr("LDAP"), ldap.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}))
 	if err != nil {
 		return err
@@ -137,10 +137,15 @@ func (s *Stack) Admin(f func(*ldap.Conn) error) error {
 	if err := conn.StartTLS(&tls.Config{ServerName: s.Host(), RootCAs: s.Roots, MinVersion: tls.VersionTLS12}); err != nil {
 		return fmt.Errorf("StartTLS: %w", err)
 	}
-	if err := conn.Bind(s.Get("MAILSTACK_LDAP_ADMIN_DN"), s.Get("MAILSTACK_LDAP_ADMIN_PASSWORD")); err != nil {
-		return fmt.Errorf("admin bind: %w", err)
+	if err := conn.Bind(dn, password); err != nil {
+		return fmt.Errorf("bind as %s: %w", dn, err)
 	}
 	return f(conn)
+}
+
+// Admin runs f on a connection bound as the directory's administrator.
+func (s *Stack) Admin(f func(*ldap.Conn) error) error {
+	return s.Bind(s.Get("MAILSTACK_LDAP_ADMIN_DN"), s.Get("MAILSTACK_LDAP_ADMIN_PASSWORD"), f)
 }
 
 // SetPassword sets uid's password as the administrator (RFC 3062 without
