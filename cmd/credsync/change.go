@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/credsync/credsync/internal/code"
 	"github.com/credsync/credsync/internal/endpoint"
 	"github.com/credsync/credsync/internal/flow"
 	"github.com/credsync/credsync/internal/policy"
@@ -129,7 +130,7 @@ func runChange(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		mu.Unlock()
 	}
 	res, err := engine.Change(ctx, flow.Change{
-		Account:    flow.Account{ID: "command-line", Incoming: in, Outgoing: out},
+		Account:    &flow.Account{ID: "command-line", Incoming: server(in), Outgoing: server(out)},
 		Backend:    timedBackend{Backend: backend, timeout: *servers.timeout},
 		BackendURL: *backendURL,
 		Current:    passwords[0],
@@ -164,20 +165,27 @@ func reportChange(stdout io.Writer, res flow.Result, err error) int {
 		line += " (" + fe.Rule + ")"
 	}
 	fmt.Fprintln(stdout, line+": "+printable(fe.Message))
-	if fe.Incoming != nil && fe.Incoming.Outcome != "" {
-		fmt.Fprintf(stdout, "incoming: %s%s\n", fe.Incoming.Outcome, detailSuffix(fe.Incoming.Detail))
-	}
-	if fe.Outgoing != nil && fe.Outgoing.Outcome != "" {
-		fmt.Fprintf(stdout, "outgoing: %s%s\n", fe.Outgoing.Outcome, detailSuffix(fe.Outgoing.Detail))
+	for _, s := range fe.Servers {
+		if s.Result.Outcome != "" {
+			fmt.Fprintf(stdout, "%s: %s%s\n", s.Side, s.Result.Outcome, detailSuffix(s.Result.Detail))
+		}
 	}
 	switch {
-	case fe.Code == flow.PolicyViolation:
+	case fe.Code == code.PolicyViolation:
 		return exitUsage
-	case fe.Changed || fe.Code == flow.OutcomeUnknown:
+	case fe.Changed || fe.Code == code.OutcomeUnknown:
 		fmt.Fprintln(stdout, "the provider has, or may have, the new password: do not run this again; check it with \"credsync verify\"")
 		return exitChangedUnverified
 	}
 	return exitFailed
+}
+
+// server is a command-line server: no saved login to compare.
+func server(ep *endpoint.Endpoint) *flow.Server {
+	if ep == nil {
+		return nil
+	}
+	return &flow.Server{Endpoint: *ep, Origin: "command-line://" + ep.Host}
 }
 
 func detailSuffix(detail string) string {

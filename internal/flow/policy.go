@@ -3,7 +3,7 @@ package flow
 import (
 	"context"
 
-	"github.com/credsync/credsync/internal/endpoint"
+	"github.com/credsync/credsync/internal/code"
 	"github.com/credsync/credsync/internal/policy"
 )
 
@@ -27,32 +27,17 @@ func checkNew(current, next string) (rule, message string) {
 // name, the server's name and the current password, and last the breach
 // check, the only one that may use the network. The report holds the
 // strength and the breach check's outcome.
-func (e *Engine) checkChange(ctx context.Context, c Change) (policy.Report, *Error) {
+func (e *Engine) checkChange(ctx context.Context, c Change, username, host string) (policy.Report, *Error) {
 	if v := policy.Check(c.Current, c.New, c.Backend.Info().Rules); v != nil {
-		return policy.Report{}, &Error{Code: PolicyViolation, Rule: v.Rule, Message: v.Message}
+		return policy.Report{}, &Error{Code: code.PolicyViolation, Rule: v.Rule, Message: v.Message}
 	}
-	ep := c.Account.endpointForBackend()
-	inputs := policy.UserInputs(ep.Username, ep.Host)
+	inputs := policy.UserInputs(username, host)
 	if c.Current != "" {
 		inputs = append(inputs, c.Current)
 	}
 	report, v := e.Policy.Evaluate(ctx, c.New, inputs)
 	if v != nil {
-		return report, &Error{Code: PolicyViolation, Rule: v.Rule, Message: v.Message}
+		return report, &Error{Code: code.PolicyViolation, Rule: v.Rule, Message: v.Message}
 	}
 	return report, nil
-}
-
-// checkAccount refuses accounts with no server or whose logins are not
-// passwords (OAuth2, GSSAPI, NTLM, certificates).
-func checkAccount(acct Account) *Error {
-	if acct.Incoming == nil && acct.Outgoing == nil {
-		return &Error{Code: NotPasswordAccount, Message: "the account has no server to update"}
-	}
-	for _, ep := range []*endpoint.Endpoint{acct.Incoming, acct.Outgoing} {
-		if ep != nil && !ep.AuthMethod.UsesPassword() {
-			return &Error{Code: NotPasswordAccount, Message: ep.String() + " signs in without a password (OAuth2, Kerberos, NTLM or a certificate); credsync has nothing to update"}
-		}
-	}
-	return nil
 }
