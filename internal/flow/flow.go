@@ -67,8 +67,8 @@ type Engine struct {
 	Store Storer
 	// VerifyTimeout bounds each verification login (default 30 s).
 	VerifyTimeout time.Duration
-	// Policy adds optional checks before a change (minimum strength, breach
-	// check); the zero value adds none and uses no network.
+	// Policy adds the optional breach check before a change; the zero value
+	// adds none and uses no network.
 	Policy policy.Options
 	// Audit, when set, records every flow (audit.go).
 	Audit AuditFunc

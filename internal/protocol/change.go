@@ -57,9 +57,6 @@ func change(ctx context.Context, s *session, id string, req gjson.Result) (any, 
 	if err != nil {
 		return nil, err
 	}
-	if s.host.BeforeChange != nil {
-		s.host.BeforeChange()
-	}
 	result, err := s.host.engine.Change(ctx, c, s.progress(id))
 	if err != nil {
 		return nil, noteAudit(err, result.AuditFailed)
