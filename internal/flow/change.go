@@ -66,7 +66,7 @@ func (e *Engine) Change(ctx context.Context, c Change, progress Progress) (resul
 		return Result{}, &Error{Code: code.PolicyViolation, Rule: "current_required", Message: "the current password is required"}
 	}
 	main := mainServer(accounts[i])
-	report, perr := e.checkChange(ctx, c, main.Username, main.Host)
+	report, perr := e.checkChange(ctx, c)
 	if perr != nil {
 		progress(StepPolicy, Failed)
 		return Result{}, perr

@@ -131,8 +131,8 @@ type Engine struct {
 	Thunderbird Thunderbird
 	// VerifyTimeout bounds each verification login (default 30 s).
 	VerifyTimeout time.Duration
-	// Policy adds optional checks before a change (breach check); the zero
-	// value adds none and uses no network.
+	// Policy adds the optional breach check before a change; the zero value
+	// adds none and uses no network.
 	Policy policy.Options
 	// Audit, when set, records every transaction (audit.go).
 	Audit AuditFunc

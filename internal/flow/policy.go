@@ -23,19 +23,13 @@ func checkNew(current, next string) (rule, message string) {
 // checkChange is a change's policy step: the universal rules, "differs from
 // the current password", the back-end's published rules
 // (provider.Info.Rules), all without the network; then the engine's
-// optional checks (e.Policy): the strength estimate, fed with the user
-// name, the server's name and the current password, and last the breach
-// check, the only one that may use the network. The report holds the
-// strength and the breach check's outcome.
-func (e *Engine) checkChange(ctx context.Context, c Change, username, host string) (policy.Report, *Error) {
+// optional breach check (e.Policy), the only one that may use the network.
+// The report holds the breach check's outcome.
+func (e *Engine) checkChange(ctx context.Context, c Change) (policy.Report, *Error) {
 	if v := policy.Check(c.Current, c.New, c.Backend.Info().Rules); v != nil {
 		return policy.Report{}, &Error{Code: code.PolicyViolation, Rule: v.Rule, Message: v.Message}
 	}
-	inputs := policy.UserInputs(username, host)
-	if c.Current != "" {
-		inputs = append(inputs, c.Current)
-	}
-	report, v := e.Policy.Evaluate(ctx, c.New, inputs)
+	report, v := e.Policy.Evaluate(ctx, c.New)
 	if v != nil {
 		return report, &Error{Code: code.PolicyViolation, Rule: v.Rule, Message: v.Message}
 	}

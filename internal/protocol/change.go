@@ -48,9 +48,6 @@ func change(ctx context.Context, s *session, id string, req gjson.Result) (any, 
 	if err != nil {
 		return nil, err
 	}
-	if s.host.BeforeChange != nil {
-		s.host.BeforeChange()
-	}
 	result, err := s.engine.Change(ctx, c, s.progress(id))
 	if err != nil {
 		return nil, noteAudit(err, result.AuditFailed)

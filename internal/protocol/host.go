@@ -48,11 +48,6 @@ type Host struct {
 	// lasts (socket.go). ListenDelay and ListenRetry default to 1 s and 30 s.
 	Listen                   func() (net.Listener, string, error)
 	ListenDelay, ListenRetry time.Duration
-	// BeforeChange, when set, runs when a well-formed change request
-	// arrives, before its flow: the host process lifts its memory limit
-	// there, which the strength estimate's word lists outgrow
-	// (cmd/credsync/runtime.go).
-	BeforeChange func()
 }
 
 // handler answers one request type. It returns the reply's result, or an
