@@ -19,8 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/credsync/credsync/internal/bench"
-	"github.com/credsync/credsync/internal/mailstack"
+	"github.com/credsync/credsync/internal/testkit/bench"
+	"github.com/credsync/credsync/internal/testkit/mailstack"
 )
 
 func main() {

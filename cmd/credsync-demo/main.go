@@ -26,8 +26,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/credsync/credsync/internal/sandbox"
-	"github.com/credsync/credsync/internal/tbharness"
+	"github.com/credsync/credsync/internal/testkit/sandbox"
+	"github.com/credsync/credsync/internal/testkit/tbharness"
 )
 
 const (

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credsync/credsync/internal/sandbox"
-	"github.com/credsync/credsync/internal/tbharness"
+	"github.com/credsync/credsync/internal/testkit/sandbox"
+	"github.com/credsync/credsync/internal/testkit/tbharness"
 )
 
 // credsyncBin is the host binary under test (built once in TestMain).

@@ -18,10 +18,10 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
-	sim "github.com/credsync/credsync/internal/provider/simulators/aruba"
-	cpsim "github.com/credsync/credsync/internal/provider/simulators/cpanel"
-	dasim "github.com/credsync/credsync/internal/provider/simulators/directadmin"
-	sbx "github.com/credsync/credsync/internal/sandbox"
+	sbx "github.com/credsync/credsync/internal/testkit/sandbox"
+	sim "github.com/credsync/credsync/internal/testkit/simulators/aruba"
+	cpsim "github.com/credsync/credsync/internal/testkit/simulators/cpanel"
+	dasim "github.com/credsync/credsync/internal/testkit/simulators/directadmin"
 )
 
 // Security tests of the back-ends' encodings (SECURITY.md, "Injection"):

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// sandbox changes passwords at credsync's own sandbox (internal/sandbox),
+// sandbox changes passwords at credsync's own sandbox (internal/testkit/sandbox),
 // which `make demo` and the end-to-end suite run on 127.0.0.1:
 // POST form username, current, new → {"ok": true} or {"ok": false, "error": code}.
 type sandbox struct{}

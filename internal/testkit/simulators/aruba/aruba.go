@@ -31,7 +31,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/credsync/credsync/internal/provider/simulators/simhttp"
+	"github.com/credsync/credsync/internal/testkit/simulators/simhttp"
 )
 
 // Layout selects what the panel looks like.

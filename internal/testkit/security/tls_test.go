@@ -14,7 +14,7 @@ import (
 // fingerprint); tests trust their own throw-away CAs instead of skipping
 // verification.
 func TestNoInsecureSkipVerify(t *testing.T) {
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := filepath.Abs(filepath.Join("..", "..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/credsync/credsync/internal/mailstack"
+	"github.com/credsync/credsync/internal/testkit/mailstack"
 )
 
 // Config says what Run measures.

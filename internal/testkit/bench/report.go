@@ -95,7 +95,7 @@ func turnsOf(xs []int) string {
 func (r *Report) Write(w io.Writer) {
 	top := r.MaxRTT()
 	fmt.Fprintf(w, "## credsync bench, %s\n\n", r.Date.Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(w, "Machine: %s, %d cores, %s, %s; load average %s at the start, %s at the end. Links: loopback through the latency proxy (internal/bench), RTTs %v; n = %d per cell, medians (p10–p90).\n\n",
+	fmt.Fprintf(w, "Machine: %s, %d cores, %s, %s; load average %s at the start, %s at the end. Links: loopback through the latency proxy (internal/testkit/bench), RTTs %v; n = %d per cell, medians (p10–p90).\n\n",
 		r.Machine.CPU, r.Machine.Cores, r.Machine.Kernel, r.Machine.Go, r.Load[0], r.Load[1], durations(r.RTTs), r.N)
 
 	fmt.Fprintln(w, "### Goals")

@@ -29,7 +29,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/credsync/credsync/internal/provider/simulators/simhttp"
+	"github.com/credsync/credsync/internal/testkit/simulators/simhttp"
 )
 
 // Fault breaks the answer to a change.

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/credsync/credsync/internal/endpoint"
-	"github.com/credsync/credsync/internal/sandbox"
+	"github.com/credsync/credsync/internal/testkit/sandbox"
 )
 
 // Kind is one way of logging in to a mail server, as Thunderbird configures
@@ -106,7 +106,7 @@ func StartSandbox() (*Servers, error) {
 		return nil, err
 	}
 	return &Servers{
-		Name: "sandbox", Note: "internal/sandbox: go-imap, go-smtp and POP3 servers in this process",
+		Name: "sandbox", Note: "internal/testkit/sandbox: go-imap, go-smtp and POP3 servers in this process",
 		Roots: sb.CAPool, CAPEM: sb.CAPEM, User: "bench", Password: pw,
 		Addr: map[string]string{
 			"imaps": sb.IMAPS, "imap": sb.IMAP, "pop3s": sb.POP3S, "pop3": sb.POP3,

@@ -81,7 +81,7 @@ func TestCanaryScanScript(t *testing.T) {
 			t.Skipf("no %s: %v", tool, err)
 		}
 	}
-	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "canary-scan"))
+	script, err := filepath.Abs(filepath.Join("..", "..", "..", "scripts", "canary-scan"))
 	if err != nil {
 		t.Fatal(err)
 	}

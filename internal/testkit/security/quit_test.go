@@ -11,7 +11,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/credsync/credsync/internal/audit"
-	"github.com/credsync/credsync/internal/sandbox"
+	"github.com/credsync/credsync/internal/testkit/sandbox"
 )
 
 // TestHostOutlivesThunderbird: Thunderbird quits (or crashes) while the

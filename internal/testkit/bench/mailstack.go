@@ -9,7 +9,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/credsync/credsync/internal/mailstack"
+	"github.com/credsync/credsync/internal/testkit/mailstack"
 )
 
 // ErrNoMailstack means the real mail stack is not up; its rows are skipped.

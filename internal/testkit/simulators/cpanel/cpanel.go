@@ -23,7 +23,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/credsync/credsync/internal/provider/simulators/simhttp"
+	"github.com/credsync/credsync/internal/testkit/simulators/simhttp"
 )
 
 // Fault breaks the answer to a change.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credsync/credsync/internal/sandbox"
+	"github.com/credsync/credsync/internal/testkit/sandbox"
 )
 
 // versions returns the Thunderbird builds to test: 153 always, 140 when unpacked.

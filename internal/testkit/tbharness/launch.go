@@ -25,7 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/credsync/credsync/internal/marionette"
+	"github.com/credsync/credsync/internal/testkit/marionette"
 )
 
 // System153 is where Debian installs Thunderbird (a wrapper script that execs

@@ -18,7 +18,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/credsync/credsync/internal/provider/simulators/simhttp"
+	"github.com/credsync/credsync/internal/testkit/simulators/simhttp"
 )
 
 // Fault breaks the answer to a change.

@@ -16,7 +16,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/credsync/credsync/internal/nmhost"
-	"github.com/credsync/credsync/internal/tbharness"
+	"github.com/credsync/credsync/internal/testkit/tbharness"
 	"github.com/credsync/credsync/internal/wire"
 )
 
