@@ -50,7 +50,8 @@ func credsyncBinary(t *testing.T) string {
 			buildErr = fmt.Errorf("no go command to build cmd/credsync: %w", err)
 			return
 		}
-		out, err := exec.Command(goTool, "build", "-o", buildBin, "github.com/credsync/credsync/cmd/credsync").CombinedOutput()
+		// With the sandbox back-end, which release builds leave out.
+		out, err := exec.Command(goTool, "build", "-tags", "sandbox", "-o", buildBin, "github.com/credsync/credsync/cmd/credsync").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("building cmd/credsync: %v\n%s", err, out)
 		}
