@@ -19,8 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/credsync/credsync/internal/bench"
-	"github.com/credsync/credsync/internal/mailstack"
+	"github.com/credsync/credsync/internal/testkit/bench"
+	"github.com/credsync/credsync/internal/testkit/mailstack"
 )
 
 func main() {
@@ -33,7 +33,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	flags := flag.NewFlagSet("credsync-bench", flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	credsync := flags.String("credsync", "", "the built credsync `binary` for cold start, peak RSS and the Thunderbird store time")
+	credsync := flags.String("credsync", "", "the built credsync `binary` (with -tags sandbox: the sandbox back-end) for cold start, peak RSS and the Thunderbird store time")
 	rtts := flags.String("rtt", "0,20ms,50ms", "comma-separated round-trip `times` to model; goals are checked at the largest")
 	n := flags.Int("n", 7, "samples per verify and flow cell")
 	coldN := flags.Int("cold", 100, "cold starts")
