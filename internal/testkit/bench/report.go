@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -27,6 +28,9 @@ type Goal struct {
 
 // Goals evaluates every goal at the largest RTT.
 func (r *Report) Goals() []Goal {
+	if r.PopupOnly {
+		return r.popupGoals()
+	}
 	top := r.MaxRTT()
 	var goals []Goal
 	for _, s := range r.Servers {
@@ -65,7 +69,99 @@ func (r *Report) Goals() []Goal {
 	} else {
 		rss.Skipped = "no credsync binary"
 	}
-	return append(goals, cold, rss)
+	return append(append(goals, cold, rss), r.popupGoals()...)
+}
+
+// popupGoals: per Thunderbird, the median and the largest of every timed
+// opening of the popup.
+func (r *Report) popupGoals() []Goal {
+	if len(r.Popup) == 0 {
+		why := strings.TrimPrefix(r.PopupErr, "not measured: ")
+		return []Goal{
+			{Name: fmt.Sprintf("popup opening → accounts and services shown ≤ %v (median)", GoalPopupMedian), Limit: ms(GoalPopupMedian), Skipped: why},
+			{Name: fmt.Sprintf("no popup opening over %v", GoalPopupMax), Limit: ms(GoalPopupMax), Skipped: why},
+		}
+	}
+	var goals []Goal
+	for _, p := range r.Popup {
+		all := p.All().Ready()
+		goals = append(goals, Goal{
+			Name: fmt.Sprintf("popup opening → accounts and services shown ≤ %v, median of %d openings (%s)", GoalPopupMedian, len(all), shortTB(p.Thunderbird)),
+			Measured: fmt.Sprintf("%s (first %s, reopened %s, after a change %s)", ms(all.Median()),
+				ms(p.First.Ready), ms(p.Reopen.Ready().Median()), ms(p.AfterChange.Ready().Median())),
+			Limit: ms(GoalPopupMedian),
+			Met:   all.Median() <= GoalPopupMedian,
+		}, Goal{
+			Name:     fmt.Sprintf("no popup opening over %v (%s)", GoalPopupMax, shortTB(p.Thunderbird)),
+			Measured: fmt.Sprintf("largest %s", ms(slices.Max(all))),
+			Limit:    ms(GoalPopupMax),
+			Met:      slices.Max(all) <= GoalPopupMax,
+		})
+	}
+	return goals
+}
+
+// shortTB is "Thunderbird 153.8.0" of "Thunderbird 153.8.0 (/usr/bin/thunderbird)".
+func shortTB(s string) string {
+	short, _, _ := strings.Cut(s, " (")
+	return short
+}
+
+// writePopup prints the popup's openings and the messages per change.
+func (r *Report) writePopup(w io.Writer) {
+	fmt.Fprintln(w, "### Popup opening and messages per change (real Thunderbird)")
+	fmt.Fprintln(w)
+	if len(r.Popup) == 0 {
+		fmt.Fprintln(w, r.PopupErr)
+		fmt.Fprintln(w)
+		return
+	}
+	fmt.Fprintln(w, "Time from opening popup/popup.html in a Thunderbird tab (as tbharness does) to the page's DOMContentLoaded (its code has started) and to its marks: account list shown, back-end line final (hello answered), everything shown (the opening's time); median (min–max).")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| Thunderbird | opening | n | page loaded | account list | back-end line | everything shown |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	for _, p := range r.Popup {
+		tb := shortTB(p.Thunderbird)
+		for _, row := range []struct {
+			name string
+			o    Openings
+		}{
+			{"first in a fresh Thunderbird", Openings{p.First}},
+			{"reopened (no change since the last opening)", p.Reopen},
+			{"first after a completed change", p.AfterChange},
+		} {
+			fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | %s |\n", tb, row.name, len(row.o),
+				minMax(row.o.Loaded()), minMax(row.o.Accounts()), minMax(row.o.Backends()), minMax(row.o.Ready()))
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Native messages (frames on the host's stdin and stdout, counted by the tap) for one change of an account with one sibling account sharing its login, and for one popup opening:")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| Thunderbird | one change: messages | without progress events | by kind | one popup opening |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	for _, p := range r.Popup {
+		if len(p.Change) == 0 {
+			continue
+		}
+		c := p.Change[0]
+		totals, opens := make([]int, len(p.Change)), make([]int, len(p.Opening))
+		for i, m := range p.Change {
+			totals[i] = m.Total()
+		}
+		for i, m := range p.Opening {
+			opens[i] = m.Total()
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %s | %s |\n", shortTB(p.Thunderbird), turnsOf(totals), c.WithoutProgress(), c, turnsOf(opens))
+	}
+	fmt.Fprintln(w)
+}
+
+// minMax is "median (min–max)", or the one value.
+func minMax(s Sample) string {
+	if len(s) == 1 {
+		return ms(s[0])
+	}
+	return fmt.Sprintf("%s (%s–%s)", ms(s.Median()), ms(slices.Min(s)), ms(slices.Max(s)))
 }
 
 func ratio(d, floor time.Duration) string {
@@ -96,8 +192,13 @@ func turnsOf(xs []int) string {
 func (r *Report) Write(w io.Writer) {
 	top := r.MaxRTT()
 	fmt.Fprintf(w, "## credsync bench, %s\n\n", r.Date.Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(w, "Machine: %s, %d cores, %s, %s; load average %s at the start, %s at the end. Links: loopback through the latency proxy (internal/testkit/bench), RTTs %v; n = %d per cell, medians (p10–p90).\n\n",
-		r.Machine.CPU, r.Machine.Cores, r.Machine.Kernel, r.Machine.Go, r.Load[0], r.Load[1], durations(r.RTTs), r.N)
+	if r.PopupOnly {
+		fmt.Fprintf(w, "Machine: %s, %d cores, %s, %s; load average %s at the start, %s at the end. The popup only (-popup-only).\n\n",
+			r.Machine.CPU, r.Machine.Cores, r.Machine.Kernel, r.Machine.Go, r.Load[0], r.Load[1])
+	} else {
+		fmt.Fprintf(w, "Machine: %s, %d cores, %s, %s; load average %s at the start, %s at the end. Links: loopback through the latency proxy (internal/testkit/bench), RTTs %v; n = %d per cell, medians (p10–p90).\n\n",
+			r.Machine.CPU, r.Machine.Cores, r.Machine.Kernel, r.Machine.Go, r.Load[0], r.Load[1], durations(r.RTTs), r.N)
+	}
 
 	fmt.Fprintln(w, "### Goals")
 	fmt.Fprintln(w)
@@ -114,6 +215,10 @@ func (r *Report) Write(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", g.Name, g.Measured, g.Limit, res)
 	}
 	fmt.Fprintln(w)
+	if r.PopupOnly {
+		r.writePopup(w)
+		return
+	}
 
 	fmt.Fprintln(w, "### Verify both: IMAP implicit TLS ∥ SMTP submission with STARTTLS")
 	fmt.Fprintln(w)
@@ -220,6 +325,7 @@ func (r *Report) Write(w io.Writer) {
 		fmt.Fprintln(w, r.StoreErr)
 	}
 	fmt.Fprintln(w)
+	r.writePopup(w)
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "Note:", n)
 	}

@@ -37,6 +37,12 @@ type Config struct {
 	Extension string
 	// StoreN is the number of store requests timed in Thunderbird.
 	StoreN int
+	// PopupReopen and PopupChanges are the popup's reopenings timed, and
+	// the changes each followed by a timed opening, per Thunderbird
+	// (MeasurePopup: in Thunderbird, or the system one and the 140 cache).
+	PopupReopen, PopupChanges int
+	// PopupOnly measures the popup only.
+	PopupOnly bool
 	// Trace, if set, receives each protocol's flights at the largest RTT.
 	Trace io.Writer
 	// Log, if set, receives progress lines.
@@ -55,6 +61,12 @@ func (c *Config) defaults() {
 	}
 	if c.StoreN <= 0 {
 		c.StoreN = 20
+	}
+	if c.PopupReopen <= 0 {
+		c.PopupReopen = 10
+	}
+	if c.PopupChanges <= 0 {
+		c.PopupChanges = 5
 	}
 	if c.Mailstack == "" {
 		c.Mailstack = mailstack.EnvPath()
@@ -80,6 +92,11 @@ type Report struct {
 	Host     *Host
 	Store    *StoreTimes
 	StoreErr string // why the store time was not measured
+
+	Popup    []*PopupTimes // per Thunderbird
+	PopupErr string        // why the popup was not measured
+	// PopupOnly: nothing else was measured.
+	PopupOnly bool
 }
 
 // MaxRTT is the RTT the goals are checked at.
@@ -168,6 +185,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.Load[0] = loadavg()
 	defer func() { r.Load[1] = loadavg() }()
 	logf := func(format string, a ...any) { fmt.Fprintf(cfg.Log, "bench: "+format+"\n", a...) }
+	if cfg.PopupOnly {
+		r.PopupOnly = true
+		return r, r.measurePopup(ctx, cfg, logf)
+	}
 
 	sb, err := StartSandbox()
 	if err != nil {
@@ -288,7 +309,40 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			r.Store = st
 		}
 	}
+	if err := r.measurePopup(ctx, cfg, logf); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// measurePopup times the popup in each Thunderbird (MeasurePopup).
+func (r *Report) measurePopup(ctx context.Context, cfg Config, logf func(string, ...any)) error {
+	if cfg.Thunderbird == "off" {
+		r.PopupErr = "not measured: Thunderbird measurement turned off (-thunderbird off)"
+		return nil
+	}
+	tbs, err := popupThunderbirds(cfg.Thunderbird)
+	if errors.Is(err, ErrNoThunderbird) {
+		r.PopupErr = "not measured: " + err.Error()
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, tb := range tbs {
+		logf("popup opening and messages per change in %s", tb)
+		p, err := MeasurePopup(ctx, PopupConfig{Thunderbird: tb, Credsync: cfg.Credsync, Extension: cfg.Extension,
+			Reopen: cfg.PopupReopen, Changes: cfg.PopupChanges, Log: logf})
+		if errors.Is(err, ErrNoThunderbird) {
+			r.PopupErr = "not measured: " + err.Error()
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("the popup in %s: %w", tb, err)
+		}
+		r.Popup = append(r.Popup, p)
+	}
+	return nil
 }
 
 // setup is one set of servers being measured: its proxies, its fake

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -62,8 +61,12 @@ func TapRequested(args []string) bool {
 }
 
 // Tap runs the real host with args, relays native-messaging frames both
-// ways unchanged and logs the time Thunderbird takes to answer each store
-// request. It returns the host's exit status.
+// ways unchanged and logs, in the file TapLogEnv names, one line per frame
+// before relaying it ("frame > <kind>" from Thunderbird to the host,
+// "frame < <kind>" back; kind is the message's type, or "reply"; never
+// anything else of the message) and the time Thunderbird takes to answer
+// each store request ("store <ns> <status>"). It returns the host's exit
+// status.
 func Tap(args []string) int {
 	cmd := exec.Command(os.Getenv(TapHostEnv), args...)
 	cmd.Stderr = os.Stderr
@@ -88,6 +91,14 @@ func Tap(args []string) int {
 	}
 	var mu sync.Mutex
 	pending := map[string]time.Time{}
+	logf := func(format string, a ...any) {
+		if logFile == nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(logFile, format, a...)
+	}
 
 	go func() { // Thunderbird → host
 		defer toHost.Close()
@@ -97,13 +108,15 @@ func Tap(args []string) int {
 			if err != nil {
 				return
 			}
-			if m := gjson.ParseBytes(body); m.Get("status").Exists() {
+			m := gjson.ParseBytes(body)
+			logf("frame > %s\n", frameKind(m))
+			if m.Get("status").Exists() {
 				mu.Lock()
 				sent, ok := pending[m.Get("id").String()]
 				delete(pending, m.Get("id").String())
 				mu.Unlock()
-				if ok && logFile != nil {
-					fmt.Fprintf(logFile, "store %d %s\n", time.Since(sent).Nanoseconds(), m.Get("status").String())
+				if ok {
+					logf("store %d %s\n", time.Since(sent).Nanoseconds(), frameWord(m.Get("status").String()))
 				}
 			}
 			if w.Write(body) != nil {
@@ -119,8 +132,8 @@ func Tap(args []string) int {
 			break
 		}
 		m := gjson.ParseBytes(body)
-		isStore := m.Get("type").String() == "store"
-		if isStore {
+		logf("frame < %s\n", frameKind(m))
+		if m.Get("type").String() == "store" {
 			mu.Lock()
 			pending[m.Get("id").String()] = time.Now()
 			mu.Unlock()
@@ -140,6 +153,29 @@ func Tap(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// frameKind names a native message for the tap's log: "reply" for an
+// answer, else its type.
+func frameKind(m gjson.Result) string {
+	if m.Get("status").Exists() {
+		return "reply"
+	}
+	return frameWord(m.Get("type").String())
+}
+
+// frameWord keeps a protocol word ([a-z_], at most 32 bytes) for the log;
+// anything else becomes "?".
+func frameWord(s string) string {
+	if s == "" || len(s) > 32 {
+		return "?"
+	}
+	for _, c := range s {
+		if (c < 'a' || c > 'z') && c != '_' {
+			return "?"
+		}
+	}
+	return s
 }
 
 // findThunderbird resolves cfg.Thunderbird, or the system Thunderbird, or
@@ -166,32 +202,35 @@ func findThunderbird(p string) (tbharness.Binary, error) {
 	return tbharness.Binary{}, fmt.Errorf("%w (%v); install one with `make thunderbird`", ErrNoThunderbird, errors.Join(errs...))
 }
 
-// MeasureStore launches Thunderbird with the extension and the tap as the
-// host, creates an account on a sandbox, and changes its password cfg.N
-// times from the extension's popup, timing each store request.
-func MeasureStore(ctx context.Context, cfg StoreConfig) (*StoreTimes, error) {
-	if cfg.Credsync == "" {
+// tbSession is a headless Thunderbird with the extension installed, the
+// tap in front of the real host, and a sandbox to change passwords on.
+type tbSession struct {
+	tb     *tbharness.TB
+	bin    tbharness.Binary
+	addon  string // the extension's ID
+	sb     *Servers
+	tapLog string
+	state  string
+}
+
+// startSession launches Thunderbird (see findThunderbird) with the
+// extension at ext and the tap as its native host, which runs credsync.
+func startSession(ctx context.Context, thunderbird, credsync, tap, ext string) (_ *tbSession, err error) {
+	if credsync == "" {
 		return nil, fmt.Errorf("%w: it needs the credsync binary (-credsync)", ErrNoThunderbird)
 	}
-	bin, err := findThunderbird(cfg.Thunderbird)
+	bin, err := findThunderbird(thunderbird)
 	if err != nil {
 		return nil, err
 	}
-	logf := cfg.Log
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
-	tap := cfg.Tap
 	if tap == "" {
 		if tap, err = os.Executable(); err != nil {
 			return nil, err
 		}
 	}
-	credsync, err := filepath.Abs(cfg.Credsync)
-	if err != nil {
+	if credsync, err = filepath.Abs(credsync); err != nil {
 		return nil, err
 	}
-	ext := cfg.Extension
 	if ext == "" {
 		ext = "extension"
 	}
@@ -202,14 +241,16 @@ func MeasureStore(ctx context.Context, cfg StoreConfig) (*StoreTimes, error) {
 		return nil, fmt.Errorf("extension: %w", err)
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	state, err := os.MkdirTemp("", "credsync-bench-tb-")
-	if err != nil {
+	s := &tbSession{bin: bin}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.state, err = os.MkdirTemp("", "credsync-bench-tb-"); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(state)
-	home := filepath.Join(state, "home")
+	home := filepath.Join(s.state, "home")
 	hosts := filepath.Join(home, ".mozilla", "native-messaging-hosts")
 	if err := os.MkdirAll(hosts, 0o700); err != nil {
 		return nil, err
@@ -221,44 +262,86 @@ func MeasureStore(ctx context.Context, cfg StoreConfig) (*StoreTimes, error) {
 	if err := os.WriteFile(filepath.Join(hosts, nmhost.HostName+".json"), manifest, 0o644); err != nil {
 		return nil, err
 	}
+	if s.sb, err = StartSandbox(); err != nil {
+		return nil, err
+	}
+	ca := filepath.Join(s.state, "sandbox-ca.pem")
+	if err := os.WriteFile(ca, s.sb.CAPEM, 0o644); err != nil {
+		return nil, err
+	}
+	s.tapLog = filepath.Join(s.state, "tap.log")
+	if s.tb, err = tbharness.Launch(ctx, tbharness.Options{
+		Binary: bin.Path, StateDir: s.state, Home: home,
+		Env: []string{"SSL_CERT_FILE=" + ca, TapHostEnv + "=" + credsync, TapLogEnv + "=" + s.tapLog},
+	}); err != nil {
+		return nil, err
+	}
+	if s.addon, err = s.tb.InstallAddon(ctx, ext); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
-	sb, err := StartSandbox()
-	if err != nil {
-		return nil, err
+func (s *tbSession) close() {
+	if s.tb != nil {
+		s.tb.Close()
 	}
-	defer sb.Close()
-	ca := filepath.Join(state, "sandbox-ca.pem")
-	if err := os.WriteFile(ca, sb.CAPEM, 0o644); err != nil {
-		return nil, err
+	if s.sb != nil {
+		s.sb.Close()
 	}
-	tapLog := filepath.Join(state, "tap.log")
+	if s.state != "" {
+		os.RemoveAll(s.state)
+	}
+}
 
-	tb, err := tbharness.Launch(ctx, tbharness.Options{
-		Binary: bin.Path, StateDir: state, Home: home,
-		Env: []string{"SSL_CERT_FILE=" + ca, TapHostEnv + "=" + credsync, TapLogEnv + "=" + tapLog},
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer tb.Close()
-	logf("%s started in %v", bin, tb.StartDuration.Round(time.Millisecond))
-	id, err := tb.InstallAddon(ctx, ext)
-	if err != nil {
-		return nil, err
-	}
-	host, port := splitAddr(sb.Addr["imaps"])
-	shost, sport := splitAddr(sb.Addr["submission"])
-	acct, err := tb.CreateAccount(ctx, tbharness.AccountSpec{
+// createAccount creates an IMAP account (implicit TLS) with SMTP
+// submission (STARTTLS) on the sandbox, its logins saved.
+func (s *tbSession) createAccount(ctx context.Context) (tbharness.Account, error) {
+	host, port := splitAddr(s.sb.Addr["imaps"])
+	shost, sport := splitAddr(s.sb.Addr["submission"])
+	return s.tb.CreateAccount(ctx, tbharness.AccountSpec{
 		Type: "imap",
 		Incoming: tbharness.ServerSpec{Host: host, Port: port, SocketType: tbharness.SocketSSL,
-			AuthMethod: tbharness.AuthPasswordCleartext, Username: sb.User, Password: sb.Password},
+			AuthMethod: tbharness.AuthPasswordCleartext, Username: s.sb.User, Password: s.sb.Password},
 		SMTP: &tbharness.ServerSpec{Host: shost, Port: sport, SocketType: tbharness.SocketSTARTTLS,
-			AuthMethod: tbharness.AuthPasswordCleartext, Username: sb.User, Password: sb.Password},
+			AuthMethod: tbharness.AuthPasswordCleartext, Username: s.sb.User, Password: s.sb.Password},
 	})
+}
+
+// tapLines returns the tap's log so far, one entry per line.
+func (s *tbSession) tapLines() ([]string, error) {
+	b, err := os.ReadFile(s.tapLog)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	popup, err := tb.OpenPopup(ctx, id)
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n"), nil
+}
+
+// MeasureStore launches Thunderbird with the extension and the tap as the
+// host, creates an account on a sandbox, and changes its password cfg.N
+// times from the extension's popup, timing each store request.
+func MeasureStore(ctx context.Context, cfg StoreConfig) (*StoreTimes, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	s, err := startSession(ctx, cfg.Thunderbird, cfg.Credsync, cfg.Tap, cfg.Extension)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	logf := cfg.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	logf("%s started in %v", s.bin, s.tb.StartDuration.Round(time.Millisecond))
+	acct, err := s.createAccount(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sb := s.sb
+	popup, err := s.tb.OpenPopup(ctx, s.addon)
 	if err != nil {
 		return nil, err
 	}
@@ -277,15 +360,13 @@ func MeasureStore(ctx context.Context, cfg StoreConfig) (*StoreTimes, error) {
 		}
 		sb.Password = next
 	}
-	st := &StoreTimes{Thunderbird: bin.String(), Start: tb.StartDuration}
-	f, err := os.Open(tapLog)
+	st := &StoreTimes{Thunderbird: s.bin.String(), Start: s.tb.StartDuration}
+	lines, err := s.tapLines()
 	if err != nil {
-		return nil, fmt.Errorf("the tap logged nothing: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
+	for _, line := range lines {
+		fields := strings.Fields(line)
 		if len(fields) < 3 || fields[0] != "store" {
 			continue
 		}

@@ -23,6 +23,10 @@ type Page struct {
 	tb  *TB
 	tag string
 	URL string
+	// OpenedAt is Thunderbird's clock (Date.now(), ms since the epoch)
+	// just before the tab was opened: page timings (performance.timeOrigin
+	// + a mark) minus OpenedAt are the time from opening.
+	OpenedAt float64
 }
 
 const pageChromeJS = `
@@ -61,10 +65,12 @@ const pageFrameScript = `(function(global) {
 // loaded, and prepares it for Eval.
 func (tb *TB) OpenPage(ctx context.Context, url string) (*Page, error) {
 	tag := fmt.Sprintf("p%d", tb.pageSeq.Add(1))
+	var openedAt float64
 	err := tb.Chrome(ctx, `
 const [url, tag, frameScript] = arguments;
 const w = mainWindow();
 const tabmail = w.document.getElementById("tabmail");
+const openedAt = Date.now();
 const tab = tabmail.openTab("contentTab", { url, background: false });
 const b = tab.browser || tab.linkedBrowser;
 if (!b) throw new Error("tab has no browser");
@@ -74,12 +80,13 @@ for (let i = 0; i < 400; i++) {
   await new Promise(r => setTimeout(r, 50));
 }
 if (!b.currentURI || b.currentURI.spec != url) throw new Error("tab shows " + (b.currentURI && b.currentURI.spec) + ", not " + url);
-b.messageManager.loadFrameScript("data:application/javascript;charset=utf-8," + encodeURIComponent(frameScript), false);`,
-		[]any{url, tag, pageFrameScript}, nil)
+b.messageManager.loadFrameScript("data:application/javascript;charset=utf-8," + encodeURIComponent(frameScript), false);
+return openedAt;`,
+		[]any{url, tag, pageFrameScript}, &openedAt)
 	if err != nil {
 		return nil, err
 	}
-	p := &Page{tb: tb, tag: tag, URL: url}
+	p := &Page{tb: tb, tag: tag, URL: url, OpenedAt: openedAt}
 	// Wait for the DOM (the tab may still be loading in its process).
 	deadline := time.Now().Add(20 * time.Second)
 	for {
