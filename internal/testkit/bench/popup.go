@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/credsync/credsync/internal/tbharness"
+	"github.com/credsync/credsync/internal/testkit/tbharness"
 )
 
 // The popup's opening time and the native messages of one change, in a
