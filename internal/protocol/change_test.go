@@ -311,6 +311,13 @@ func (x *fakeExt) auditRecords() []audit.Record {
 	return append([]audit.Record(nil), x.records...)
 }
 
+// setSaved saves a login, as Thunderbird's own prompt would.
+func (x *fakeExt) setSaved(origin, username, password string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.saved[loginKey(origin, username)] = password
+}
+
 func (x *fakeExt) password(origin, username string) string {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -751,7 +758,7 @@ func TestPropagateRequest(t *testing.T) {
 	}
 
 	sb.SetPassword("alice", newPw)
-	x.saved[loginKey("imap://localhost", "alice")] = newPw // Thunderbird's own prompt saved it
+	x.setSaved("imap://localhost", "alice", newPw) // Thunderbird's own prompt saved it
 	propagate["id"] = "p2"
 	final, _ = x.call(propagate)
 	r := final.Get("result")

@@ -259,7 +259,7 @@ func TestSocketServesOnlySync(t *testing.T) {
 		}
 	}()
 	x := startThunderbird(t, &Host{Version: "test", Trust: trust}, acct("account1", "", srv("imap", sb.IMAPS, user), nil))
-	x.saved[loginKey("imap://localhost", user)] = "pw-Whatever-1"
+	x.setSaved("imap://localhost", user, "pw-Whatever-1")
 	x.open()
 
 	trapEP := onHost(srv("imap", trap.Addr().String(), user), "127.0.0.1")
@@ -466,7 +466,7 @@ func TestAuditLogHoldsNoPassword(t *testing.T) {
 		t.Fatalf("socket sync = %s", r.Raw)
 	}
 	sb.SetPassword(user, canary+"2")
-	x.saved[loginKey("mailbox://localhost", user)] = canary + "2"
+	x.setSaved("mailbox://localhost", user, canary+"2")
 	if r, _ := x.call(map[string]any{"id": "p", "type": "propagate", "origin": "mailbox://localhost", "username": user}); !r.Get("result.updated").Bool() {
 		t.Fatalf("propagate = %s", r.Raw)
 	}
