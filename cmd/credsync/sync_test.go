@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net"
@@ -124,11 +126,14 @@ func TestSyncUsageErrors(t *testing.T) {
 	}
 }
 
-// fakeExtension serves a real protocol.Host's requests to the extension:
-// accounts from the list, store recorded.
+// fakeExtension serves a real protocol.Host's requests to the extension
+// (protocol 2): accounts from the list with the fingerprints of its saved
+// logins, store recorded and applied.
 type fakeExtension struct {
-	mu     sync.Mutex
-	stores []gjson.Result
+	mu       sync.Mutex
+	accounts []any
+	saved    map[string]string // origin + "\n" + username -> password
+	stores   []gjson.Result
 }
 
 func (x *fakeExtension) stored() []gjson.Result {
@@ -137,9 +142,41 @@ func (x *fakeExtension) stored() []gjson.Result {
 	return append([]gjson.Result(nil), x.stores...)
 }
 
+func (x *fakeExtension) setAccounts(accounts []any) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.accounts = accounts
+}
+
+// listing is the accounts reply's result for salt.
+func (x *fakeExtension) listing(salt string) map[string]any {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var list []any
+	for _, a := range x.accounts {
+		c := map[string]any{}
+		for k, v := range a.(map[string]any) {
+			if s, ok := v.(map[string]any); ok {
+				cs := map[string]any{"saved": nil}
+				for k2, v2 := range s {
+					cs[k2] = v2
+				}
+				if pw, ok := x.saved[s["origin"].(string)+"\n"+s["username"].(string)]; ok {
+					sum := sha256.Sum256([]byte(salt + ":" + pw))
+					cs["saved"] = hex.EncodeToString(sum[:])
+				}
+				v = cs
+			}
+			c[k] = v
+		}
+		list = append(list, c)
+	}
+	return map[string]any{"accounts": list, "locked": false}
+}
+
 // startHost runs the host as Thunderbird would, with the extension's port
 // open, and waits until it listens.
-func startHost(t *testing.T, trust verify.Trust, accounts []any, auditPath string) *fakeExtension {
+func startHost(t *testing.T, trust verify.Trust, accounts []any, saved map[string]string, auditPath string) *fakeExtension {
 	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
@@ -147,7 +184,7 @@ func startHost(t *testing.T, trust verify.Trust, accounts []any, auditPath strin
 		Audit: (&audit.Log{Path: auditPath}).Write}
 	served := make(chan error, 1)
 	go func() { served <- h.Serve(context.Background(), inR, outW); outW.Close() }()
-	x := &fakeExtension{}
+	x := &fakeExtension{accounts: accounts, saved: saved}
 	w := wire.NewWriter(inW)
 	send := func(v any) { b, _ := json.Marshal(v); w.Write(b) }
 	go func() {
@@ -161,12 +198,17 @@ func startHost(t *testing.T, trust verify.Trust, accounts []any, auditPath strin
 			id := m.Get("id").String()
 			switch m.Get("type").String() {
 			case "accounts":
-				send(map[string]any{"id": id, "status": "ok", "result": map[string]any{"accounts": accounts}})
+				send(map[string]any{"id": id, "status": "ok", "result": x.listing(m.Get("salt").String())})
 			case "store":
 				x.mu.Lock()
 				x.stores = append(x.stores, m)
+				var states []any
+				for _, l := range m.Get("logins").Array() {
+					x.saved[l.Get("origin").String()+"\n"+l.Get("username").String()] = l.Get("password").String()
+					states = append(states, map[string]any{"origin": l.Get("origin").String(), "username": l.Get("username").String(), "state": "stored"})
+				}
 				x.mu.Unlock()
-				send(map[string]any{"id": id, "status": "ok", "result": map[string]any{}})
+				send(map[string]any{"id": id, "status": "ok", "result": map[string]any{"logins": states}})
 			}
 		}
 	}()
@@ -197,43 +239,50 @@ func endpointJSON(protocol, addr, user string) map[string]any {
 	_, port, _ := net.SplitHostPort(addr)
 	var p int
 	json.Unmarshal([]byte(port), &p)
-	return map[string]any{"protocol": protocol, "host": "localhost", "port": p, "socketType": 3, "authMethod": 3, "username": user}
+	scheme := map[string]string{"imap": "imap://", "pop3": "mailbox://", "smtp": "smtp://"}[protocol]
+	return map[string]any{"protocol": protocol, "host": "localhost", "port": p, "socketType": 3, "authMethod": 3, "username": user,
+		"origin": scheme + "localhost"}
 }
 
+// credsync sync runs one transaction over every account the password
+// belongs to: one refusing server fails it for all of them, each account
+// on its line; once every server takes it, one store writes every login.
 func TestSyncCommandThroughTheHost(t *testing.T) {
 	runtimeDir(t)
 	sb, _ := startSandbox(t) // alice@example.org, "s3cret-Pass"
 	const user = "alice@example.org"
 	accounts := []any{
-		map[string]any{"id": "account1", "name": "Mario Rossi", "passwordBased": true,
+		map[string]any{"id": "account1", "name": "Mario Rossi",
 			"incoming": endpointJSON("imap", sb.IMAPS, user), "outgoing": endpointJSON("smtp", sb.SMTPS, user)},
-		map[string]any{"id": "account2", "name": "", "passwordBased": true,
+		map[string]any{"id": "account2", "name": "",
 			"incoming": endpointJSON("pop3", sb.POP3S, user), "outgoing": endpointJSON("smtp", sb.SMTPS, "bob")},
 	}
+	saved := map[string]string{"imap://localhost\n" + user: "old-Pass1", "smtp://localhost\n" + user: "old-Pass1", "mailbox://localhost\n" + user: "old-Pass1"}
 	auditPath := filepath.Join(t.TempDir(), "audit.log")
-	x := startHost(t, verify.Trust{Roots: sb.CAPool}, accounts, auditPath)
+	x := startHost(t, verify.Trust{Roots: sb.CAPool}, accounts, saved, auditPath)
 
+	// account2 sends as bob, whom the SMTP server does not know: the one
+	// transaction fails for both accounts, and nothing is stored.
 	code, stdout, stderr := syncCLI(t, strings.NewReader("s3cret-Pass\n"), "--account", user+"@LOCALHOST", "--password-stdin")
 	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
-	if code != exitFailed || len(lines) != 2 || lines[0] != "account1 (Mario Rossi): stored" ||
-		!strings.HasPrefix(lines[1], "account2: verification_failed: ") || !strings.Contains(lines[1], "(outgoing: auth_failed: 535") {
+	if code != exitFailed || len(lines) != 2 || !strings.HasPrefix(lines[0], "account1 (Mario Rossi): verification_failed: ") ||
+		!strings.HasPrefix(lines[1], "account2: verification_failed: ") || !strings.Contains(lines[1], "(outgoing bob@localhost: auth_failed: 535") {
 		t.Fatalf("run = %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	if s := x.stored(); len(s) != 1 || s[0].Get("accountId").String() != "account1" || s[0].Get("password").String() != "s3cret-Pass" {
+	if s := x.stored(); len(s) != 0 {
 		t.Fatalf("store requests: %v", s)
 	}
 	if strings.Contains(stdout+stderr, "s3cret-Pass") {
 		t.Fatal("the password was printed")
 	}
 
-	// Once account2 sends without authentication, every account takes it.
-	accounts[1].(map[string]any)["outgoing"] = nil
-
 	code, _, stderr = syncCLI(t, strings.NewReader("s3cret-Pass\n"), "--account", "nobody@localhost", "--password-stdin")
 	if code != exitFailed || !strings.Contains(stderr, "unknown_account") {
 		t.Fatalf("no match: %d %q", code, stderr)
 	}
 
+	// Once account2 sends without authentication, every account takes it.
+	x.setAccounts([]any{accounts[0], map[string]any{"id": "account2", "name": "", "incoming": endpointJSON("pop3", sb.POP3S, user), "outgoing": nil}})
 	var prompts []string
 	secret := func(p string) (string, error) { prompts = append(prompts, p); return "s3cret-Pass", nil }
 	var out, errOut bytes.Buffer
@@ -241,9 +290,18 @@ func TestSyncCommandThroughTheHost(t *testing.T) {
 	if code != exitOK || out.String() != "account1 (Mario Rossi): stored\naccount2: stored\n" || len(prompts) != 1 {
 		t.Fatalf("terminal: %d %q %q %v", code, out.String(), errOut.String(), prompts)
 	}
+	s := x.stored()
+	if len(s) != 1 || len(s[0].Get("logins").Array()) != 3 {
+		t.Fatalf("store requests: %v", s)
+	}
+	for _, l := range s[0].Get("logins").Array() {
+		if l.Get("password").String() != "s3cret-Pass" || len(l.Get("expect").String()) != 64 {
+			t.Fatalf("store login %s", l.Raw)
+		}
+	}
 
 	b, _ := os.ReadFile(auditPath)
-	if strings.Count(string(b), `"kind":"socket-sync"`) != 4 || strings.Contains(string(b), "s3cret") {
+	if strings.Count(string(b), `"kind":"socket-sync"`) != 3 || strings.Contains(string(b), "s3cret") {
 		t.Fatalf("audit log:\n%s", b)
 	}
 }

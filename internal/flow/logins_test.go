@@ -8,9 +8,9 @@ import (
 	"github.com/credsync/credsync/internal/endpoint"
 )
 
-// srv is a listed server for the rule's table: "imap:Host:user", with an
+// listed is a listed server for the rule's table: "imap:Host:user", with an
 // optional ":oauth" or ":none" auth method.
-func srv(spec string) *Server {
+func listed(spec string) *Server {
 	if spec == "" {
 		return nil
 	}
@@ -32,7 +32,7 @@ func srv(spec string) *Server {
 }
 
 func acct(id, in, out string) Account {
-	return Account{ID: id, Name: "name of " + id, Incoming: srv(in), Outgoing: srv(out)}
+	return Account{ID: id, Name: "name of " + id, Incoming: listed(in), Outgoing: listed(out)}
 }
 
 // TestWhichLoginsAPasswordBelongsTo is the one rule (logins.go), for every

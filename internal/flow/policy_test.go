@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/credsync/credsync/internal/code"
 	"github.com/credsync/credsync/internal/policy"
 	"github.com/credsync/credsync/internal/provider"
 )
@@ -38,7 +39,7 @@ func TestChangeAppliesBackendRules(t *testing.T) {
 		f := newFixture(t)
 		b := &rulesBackend{fakeBackend: fakeBackend{sb: f.sb, apply: true}, rules: rules}
 		_, err := f.change(b, oldPassword, next)
-		if err == nil || err.Code != PolicyViolation || err.Rule != rule || b.calls != 0 {
+		if err == nil || err.Code != code.PolicyViolation || err.Rule != rule || b.calls != 0 {
 			t.Fatalf("Change(%q) = %+v with %d calls; want rule %s before any call", next, err, b.calls, rule)
 		}
 		if strings.Contains(err.Message, next) {
@@ -56,14 +57,14 @@ func TestChangeAppliesBackendRules(t *testing.T) {
 func TestChangeProviderKinds(t *testing.T) {
 	for _, c := range []struct {
 		err  *provider.Error
-		code Code
+		code code.Code
 		rule string
 	}{
-		{&provider.Error{Kind: provider.PageNotRecognised, Detail: "no login form"}, PageNotRecognised, ""},
-		{&provider.Error{Kind: provider.RecentlyUsed}, RecentlyUsed, ""},
-		{&provider.Error{Kind: provider.TooRecent}, ChangedTooRecently, ""},
-		{&provider.Error{Kind: provider.Locked}, AccountLocked, ""},
-		{&provider.Error{Kind: provider.Rejected, Rule: "needs_special"}, BackendRejected, "needs_special"},
+		{&provider.Error{Kind: provider.PageNotRecognised, Detail: "no login form"}, code.PageNotRecognised, ""},
+		{&provider.Error{Kind: provider.RecentlyUsed}, code.RecentlyUsed, ""},
+		{&provider.Error{Kind: provider.TooRecent}, code.ChangedTooRecently, ""},
+		{&provider.Error{Kind: provider.Locked}, code.AccountLocked, ""},
+		{&provider.Error{Kind: provider.Rejected, Rule: "needs_special"}, code.BackendRejected, "needs_special"},
 	} {
 		t.Run(string(c.code), func(t *testing.T) {
 			f := newFixture(t)
@@ -71,46 +72,10 @@ func TestChangeProviderKinds(t *testing.T) {
 			if err == nil || err.Code != c.code || err.Rule != c.rule || err.Changed || res.Changed {
 				t.Fatalf("Change() = %+v; want %s %q", err, c.code, c.rule)
 			}
-			if len(f.sb.Logins()) != 0 || len(f.store.accounts) != 0 {
+			if len(f.sb.Logins()) != 0 || len(f.tb.storeCalls()) != 0 {
 				t.Fatal("a refusal was verified or stored")
 			}
 		})
-	}
-	if string(PageNotRecognised) != string(provider.PageNotRecognised) || string(RecentlyUsed) != string(provider.RecentlyUsed) ||
-		string(ChangedTooRecently) != string(provider.TooRecent) || string(AccountLocked) != string(provider.Locked) {
-		t.Fatal("flow codes and provider kinds differ")
-	}
-}
-
-// Without a Store (the command line) the flow ends verified, not stored.
-func TestChangeWithoutStore(t *testing.T) {
-	f := newFixture(t)
-	f.eng.Store = nil
-	res, err := f.change(&fakeBackend{sb: f.sb, apply: true}, oldPassword, newPassword)
-	if err != nil || !res.Changed || res.Stored {
-		t.Fatalf("Change() = %+v, %+v; want changed, not stored", res, err)
-	}
-	for _, s := range f.steps {
-		if strings.HasPrefix(s, "saving") {
-			t.Fatalf("steps %v include saving", f.steps)
-		}
-	}
-	if n := len(f.sb.Logins()); n != 2 {
-		t.Fatalf("%d logins; want one per server", n)
-	}
-	// A refused verification is still an error.
-	f = newFixture(t)
-	f.eng.Store = nil
-	f.acct.Outgoing.Username = "bob"
-	if _, err := f.change(&fakeBackend{sb: f.sb, apply: true}, oldPassword, newPassword); err == nil || err.Code != VerificationFailed || !err.Changed {
-		t.Fatalf("Change() = %+v; want verification_failed", err)
-	}
-	// Sync exists only to store.
-	f = newFixture(t)
-	f.eng.Store = nil
-	f.sb.SetPassword("alice", newPassword)
-	if _, err := f.eng.Sync(context.Background(), f.acct, newPassword, f.progress); err == nil || err.(*Error).Code != StoreFailed {
-		t.Fatalf("Sync() = %v; want store_failed", err)
 	}
 }
 

@@ -2,11 +2,8 @@ package protocol
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
-	"encoding/json"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,12 +15,9 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/credsync/credsync/internal/audit"
-	"github.com/credsync/credsync/internal/flow"
 	"github.com/credsync/credsync/internal/testkit/sandbox"
 	arubasim "github.com/credsync/credsync/internal/testkit/simulators/aruba"
 	"github.com/credsync/credsync/internal/verify"
-	"github.com/credsync/credsync/internal/wire"
 )
 
 // The fault matrix of SECURITY.md at the protocol level: each test drives a
@@ -33,128 +27,6 @@ import (
 // request, or one that was refused) or all-new (one store request with the
 // verified password), and the reply says which, and whether the provider
 // has the new password.
-
-// faultExt plays the extension for a Host: it sends requests and answers
-// the host's store requests with onStore (success when nil).
-type faultExt struct {
-	t       *testing.T
-	in      *io.PipeWriter
-	w       *wire.Writer
-	msgs    chan gjson.Result
-	served  chan error
-	mu      sync.Mutex
-	stores  []gjson.Result
-	onStore func(store gjson.Result) map[string]any
-	records []audit.Record
-}
-
-func startFaultExt(t *testing.T, h *Host) *faultExt {
-	t.Helper()
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	x := &faultExt{t: t, in: inW, w: wire.NewWriter(inW), msgs: make(chan gjson.Result, 256), served: make(chan error, 1)}
-	if h.Audit == nil {
-		h.Audit = func(r audit.Record) error {
-			x.mu.Lock()
-			x.records = append(x.records, r)
-			x.mu.Unlock()
-			return nil
-		}
-	}
-	go func() {
-		x.served <- h.Serve(context.Background(), inR, outW)
-		outW.Close()
-	}()
-	go func() {
-		r := wire.NewReader(outR, 0)
-		for {
-			body, err := r.Read()
-			if err != nil {
-				close(x.msgs)
-				return
-			}
-			m := gjson.ParseBytes(body)
-			if m.Get("type").String() == "store" && m.Get("id").Exists() {
-				x.mu.Lock()
-				x.stores = append(x.stores, m)
-				on := x.onStore
-				x.mu.Unlock()
-				reply := map[string]any{"status": "ok", "result": map[string]any{"incoming": "modified", "outgoing": "modified"}}
-				if on != nil {
-					if reply = on(m); reply == nil {
-						continue // left unanswered
-					}
-				}
-				reply["id"] = m.Get("id").String()
-				x.send(reply)
-				continue
-			}
-			x.msgs <- m
-		}
-	}()
-	t.Cleanup(func() {
-		x.in.Close()
-		select {
-		case <-x.served:
-		case <-time.After(10 * time.Second):
-			t.Error("Serve() did not return after its input closed")
-		}
-	})
-	return x
-}
-
-func (x *faultExt) send(v any) {
-	b, _ := json.Marshal(v)
-	_ = x.w.Write(b)
-}
-
-// call sends a request and returns its reply and the progress steps seen.
-func (x *faultExt) call(req map[string]any) (gjson.Result, []string) {
-	x.t.Helper()
-	x.send(req)
-	return x.wait(req["id"].(string), 30*time.Second)
-}
-
-func (x *faultExt) wait(id string, d time.Duration) (gjson.Result, []string) {
-	x.t.Helper()
-	var steps []string
-	timeout := time.After(d)
-	for {
-		select {
-		case m, ok := <-x.msgs:
-			if !ok {
-				x.t.Fatalf("the host closed its output before answering %s", id)
-			}
-			if m.Get("type").String() == "progress" && m.Get("request").String() == id {
-				steps = append(steps, m.Get("step").String()+":"+m.Get("state").String())
-			} else if m.Get("id").String() == id && m.Get("status").Exists() {
-				return m, steps
-			}
-		case <-timeout:
-			x.t.Fatalf("no reply to %s within %s", id, d)
-		}
-	}
-}
-
-func (x *faultExt) storeCount() int {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return len(x.stores)
-}
-
-func (x *faultExt) auditRecords() []audit.Record {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return append([]audit.Record(nil), x.records...)
-}
-
-// wantNothingStored: Thunderbird's logins stay all-old.
-func (x *faultExt) wantNothingStored() {
-	x.t.Helper()
-	if n := x.storeCount(); n != 0 {
-		x.t.Fatalf("%d store requests; the logins must stay as they are", n)
-	}
-}
 
 // faultProvider is an HTTPS change endpoint with the sandbox's certificate
 // (so the host trusts it) and the given behaviour.
@@ -196,14 +68,34 @@ func loginCount(sb *sandbox.Sandbox, password string) (ok, refused int) {
 }
 
 const (
-	faultOld = "old-Passw0rd!"
-	faultNew = "new-Passw0rd!"
+	faultOld = oldPw
+	faultNew = newPw
 )
+
+// startFault is a session listing alice's mailbox (fakeExt.mailbox).
+func startFault(t *testing.T, h *Host, sb *sandbox.Sandbox) *fakeExt {
+	t.Helper()
+	x := startExt(t, h)
+	x.mailbox(sb)
+	return x
+}
+
+// wantAllOld: no login holds the new password.
+func (x *fakeExt) wantAllOld() {
+	x.t.Helper()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for k, pw := range x.saved {
+		if pw == faultNew {
+			x.t.Fatalf("login %q holds the new password", k)
+		}
+	}
+}
 
 // Connection reset mid-AUTH: the outgoing server resets the connection
 // when the new password arrives. The provider has it; Thunderbird's logins
 // stay all-old; the reply says so (verification_failed, changed) with
-// network_error for that side; the server saw one attempt, never a retry.
+// network_error for that server; the server saw one attempt, never a retry.
 func TestFaultResetMidAuth(t *testing.T) {
 	sb, trust := startSandbox(t)
 	var conns, auths atomic.Int32
@@ -242,12 +134,12 @@ func TestFaultResetMidAuth(t *testing.T) {
 			}()
 		}
 	}()
-	x := startFaultExt(t, &Host{Version: "test", Trust: trust})
-	req := changeRequest(sb, faultOld, faultNew)
-	req["account"].(map[string]any)["outgoing"] = ep("smtp", ln.Addr().String(), "alice")
-	r, _ := x.call(req)
+	x := startFault(t, &Host{Version: "test", Trust: trust}, sb)
+	x.accounts = x.accounts[:1]
+	x.accounts[0]["outgoing"] = onHost(srv("smtp", ln.Addr().String(), "alice"), "127.0.0.1")
+	r, _ := x.call(changeReq("c", "account1", sb, faultOld, faultNew))
 	if r.Get("code").String() != "verification_failed" || !r.Get("changed").Bool() ||
-		r.Get("incoming.outcome").String() != "ok" || r.Get("outgoing.outcome").String() != "network_error" {
+		outcomesOf(r.Get("servers")) != "imap alice ok, smtp alice network_error" {
 		t.Fatalf("reply %s", r.Raw)
 	}
 	x.wantNothingStored()
@@ -269,17 +161,16 @@ func TestFaultTLSHandshakeFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer untrusted.Close()
-	x := startFaultExt(t, &Host{Version: "test", Trust: trust})
-	acct := map[string]any{"id": "account1", "incoming": ep("imap", sb.IMAPS, "alice"), "outgoing": ep("smtp", untrusted.SMTPS, "alice")}
+	x := startFault(t, &Host{Version: "test", Trust: trust}, sb)
+	x.accounts = x.accounts[:1]
+	x.accounts[0]["outgoing"] = srv("smtp", untrusted.SMTPS, "alice")
 
-	r, _ := x.call(map[string]any{"id": "s", "type": "sync", "account": acct, "password": faultOld})
-	if r.Get("code").String() != "verification_failed" || r.Get("changed").Bool() || r.Get("outgoing.outcome").String() != "tls_error" {
+	r, _ := x.call(syncReqFor("s", "account1", faultOld))
+	if r.Get("code").String() != "verification_failed" || r.Get("changed").Bool() || outcomesOf(r.Get("servers")) != "imap alice ok, smtp alice tls_error" {
 		t.Fatalf("sync reply %s", r.Raw)
 	}
-	req := changeRequest(sb, faultOld, faultNew)
-	req["account"] = acct
-	r, _ = x.call(req)
-	if r.Get("code").String() != "verification_failed" || !r.Get("changed").Bool() || r.Get("outgoing.outcome").String() != "tls_error" {
+	r, _ = x.call(changeReq("c", "account1", sb, faultOld, faultNew))
+	if r.Get("code").String() != "verification_failed" || !r.Get("changed").Bool() || outcomesOf(r.Get("servers")) != "imap alice ok, smtp alice tls_error" {
 		t.Fatalf("change reply %s", r.Raw)
 	}
 	x.wantNothingStored()
@@ -307,14 +198,12 @@ func TestFaultServerSlowerThanDeadline(t *testing.T) {
 			held.Go(func() { io.Copy(io.Discard, c); c.Close() }) // never answers
 		}
 	}()
-	h := &Host{Version: "test", Trust: trust}
-	h.engine.VerifyTimeout = 300 * time.Millisecond
-	x := startFaultExt(t, h)
-	req := changeRequest(sb, faultOld, faultNew)
-	req["account"].(map[string]any)["outgoing"] = ep("smtp", ln.Addr().String(), "alice")
+	x := startFault(t, &Host{Version: "test", Trust: trust, verifyTimeout: 300 * time.Millisecond}, sb)
+	x.accounts = x.accounts[:1]
+	x.accounts[0]["outgoing"] = onHost(srv("smtp", ln.Addr().String(), "alice"), "127.0.0.1")
 	start := time.Now()
-	r, steps := x.call(req)
-	if r.Get("code").String() != "verification_failed" || !r.Get("changed").Bool() || r.Get("outgoing.outcome").String() != "network_error" {
+	r, steps := x.call(changeReq("c", "account1", sb, faultOld, faultNew))
+	if r.Get("code").String() != "verification_failed" || !r.Get("changed").Bool() || outcomesOf(r.Get("servers")) != "imap alice ok, smtp alice network_error" {
 		t.Fatalf("reply %s", r.Raw)
 	}
 	if d := time.Since(start); d > 5*time.Second {
@@ -327,10 +216,10 @@ func TestFaultServerSlowerThanDeadline(t *testing.T) {
 }
 
 // The provider fails after it accepted the request (the connection drops
-// unanswered): one login with the new password decides — stored when the
-// provider had applied it (all-new), not_changed when it had not (all-old),
-// outcome_unknown when no server can tell (all-old, the user told to
-// check). Never more than one login per server.
+// unanswered): one login per server with the new password decides —
+// stored when the provider had applied it (all-new, one store), not_changed
+// when it had not (all-old), outcome_unknown when no server can tell
+// (all-old, the user told to check). Never more than one login per server.
 func TestFaultProviderLostAfterAccepting(t *testing.T) {
 	for _, c := range []struct {
 		name      string
@@ -339,8 +228,8 @@ func TestFaultProviderLostAfterAccepting(t *testing.T) {
 		code      string // "" = stored
 		wantLogin int    // logins with the new password
 	}{
-		{"applied", true, false, "", 2},
-		{"not applied", false, false, "not_changed", 2},
+		{"applied", true, false, "", 3},
+		{"not applied", false, false, "not_changed", 3},
 		{"servers unreachable", true, true, "outcome_unknown", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -353,21 +242,22 @@ func TestFaultProviderLostAfterAccepting(t *testing.T) {
 				}
 				dropConnection(w)
 			})
-			x := startFaultExt(t, &Host{Version: "test", Trust: trust})
-			req := changeRequest(sb, faultOld, faultNew)
+			x := startFault(t, &Host{Version: "test", Trust: trust}, sb)
+			req := changeReq("c", "account1", sb, faultOld, faultNew)
 			req["backend"] = map[string]any{"name": "sandbox", "url": url}
 			if c.deadMail {
 				dead := deadLoopback(t)
-				req["account"] = map[string]any{"id": "account1", "incoming": ep("imap", dead, "alice"), "outgoing": ep("smtp", dead, "alice")}
+				x.accounts = []map[string]any{acct("account1", "", srv("imap", dead, "alice"), srv("smtp", dead, "alice"))}
 			}
 			r, _ := x.call(req)
 			ok, refused := loginCount(sb, faultNew)
 			if c.code == "" {
-				if r.Get("status").String() != "ok" || !r.Get("result.stored").Bool() || x.storeCount() != 1 {
-					t.Fatalf("reply %s with %d stores; want stored", r.Raw, x.storeCount())
+				if r.Get("status").String() != "ok" || !r.Get("result.stored").Bool() || !r.Get("result.changed").Bool() ||
+					len(x.storeRequests()) != 1 || statesOf(r.Get("result.logins")) != aliceStored {
+					t.Fatalf("reply %s with %d stores; want stored", r.Raw, len(x.storeRequests()))
 				}
 			} else {
-				if r.Get("code").String() != c.code || r.Get("message").String() == "" {
+				if r.Get("code").String() != c.code || r.Get("message").String() == "" || r.Get("changed").Bool() {
 					t.Fatalf("reply %s; want %s", r.Raw, c.code)
 				}
 				x.wantNothingStored()
@@ -408,9 +298,9 @@ func TestFaultProviderPageChanged(t *testing.T) {
 				c.Close()
 			}
 		}()
-		x := startFaultExt(t, &Host{Version: "test", Trust: verify.Trust{Roots: s.CAPool}})
-		r, steps := x.call(map[string]any{"id": "c", "type": "change",
-			"account": map[string]any{"id": "account1", "incoming": ep("imap", ln.Addr().String(), user), "outgoing": ep("smtp", ln.Addr().String(), user)},
+		x := startExt(t, &Host{Version: "test", Trust: verify.Trust{Roots: s.CAPool}})
+		x.accounts = []map[string]any{acct("account1", "", srv("imap", ln.Addr().String(), user), srv("smtp", ln.Addr().String(), user))}
+		r, steps := x.call(map[string]any{"id": "c", "type": "change", "accountId": "account1",
 			"backend": map[string]any{"name": "aruba", "url": s.URL}, "current": current, "new": next})
 		if r.Get("code").String() != "page_not_recognised" || r.Get("changed").Bool() || !contains(steps, "changing:failed") {
 			t.Fatalf("layout %d: reply %s, steps %v", layout, r.Raw, steps)
@@ -424,81 +314,91 @@ func TestFaultProviderPageChanged(t *testing.T) {
 
 // Thunderbird quits mid-flow: the extension's side of the port closes
 // while the host waits for its answer to store. The flow ends
-// store_unconfirmed (Thunderbird may have written the new logins or not:
-// all-old or all-new, never a mix, since the extension writes both or
-// neither), the audit log records it with the provider changed, and the
-// host exits cleanly. The next session's "I already changed it" stores
-// the new password (all-new).
+// store_unconfirmed (the extension writes every login or none, so
+// Thunderbird holds all-old or all-new), the audit log records it with
+// the provider changed, and the host exits cleanly. The next session's
+// "I already changed it" stores the new password (all-new).
 func TestFaultThunderbirdQuitsDuringStore(t *testing.T) {
 	sb, trust := startSandbox(t)
-	x := startFaultExt(t, &Host{Version: "test", Trust: trust})
-	stored := make(chan string, 1)
+	x := startFault(t, &Host{Version: "test", Trust: trust}, sb)
+	stored := make(chan gjson.Result, 1)
 	x.onStore = func(store gjson.Result) map[string]any {
-		stored <- store.Get("password").String()
+		stored <- store
 		return nil // Thunderbird is quitting: no answer
 	}
-	x.send(changeRequest(sb, faultOld, faultNew))
+	x.send(changeReq("c", "account1", sb, faultOld, faultNew))
 	select {
-	case pw := <-stored:
-		if pw != faultNew {
-			t.Fatal("the store request carries another password")
+	case store := <-stored:
+		for _, l := range store.Get("logins").Array() {
+			if l.Get("password").String() != faultNew {
+				t.Fatal("the store request carries another password")
+			}
+		}
+		if n := len(store.Get("logins").Array()); n != 3 {
+			t.Fatalf("the store request carries %d logins; want every one", n)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("no store request")
 	}
-	x.in.Close() // Thunderbird is gone
-	select {
-	case err := <-x.served:
-		x.served <- err
-		if err != nil {
-			t.Fatalf("Serve() = %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the host kept running after the port closed")
+	x.close() // Thunderbird is gone
+	if err := x.wait(); err != nil {
+		t.Fatalf("Serve() = %v", err)
 	}
 	recs := x.auditRecords()
-	if len(recs) != 1 || recs[0].Outcome != "store_unconfirmed" || !recs[0].Changed || recs[0].Kind != "change" {
+	if len(recs) != 1 || recs[0].Outcome != "store_unconfirmed" || !recs[0].Changed || recs[0].Kind != "change" ||
+		strings.Join(recs[0].Accounts, " ") != "account1 account2" {
 		t.Fatalf("audit %+v; want one change record store_unconfirmed, changed", recs)
 	}
 
 	// Thunderbird again; the user runs "I already changed it".
-	x2 := startFaultExt(t, &Host{Version: "test", Trust: trust})
-	req := changeRequest(sb, "", "")
-	delete(req, "backend")
-	delete(req, "current")
-	delete(req, "new")
-	req["type"], req["password"], req["id"] = "sync", faultNew, "s"
-	r, _ := x2.call(req)
-	if !r.Get("result.stored").Bool() || x2.storeCount() != 1 {
+	x2 := startFault(t, &Host{Version: "test", Trust: trust}, sb)
+	r, _ := x2.call(syncReqFor("s", "account1", faultNew))
+	if !r.Get("result.stored").Bool() || len(x2.storeRequests()) != 1 || x2.password("mailbox://localhost", "alice") != faultNew {
 		t.Fatalf("sync after the restart: %s", r.Raw)
 	}
 }
 
-// The extension's store answer never comes but the port stays open: the
-// host gives up at its deadline with store_unconfirmed (the popup is told
-// the logins hold the old or the new password). The deadline is
-// storeTimeout (5 min) in production; here the flow's context ends first.
-func TestFaultStoreUnanswered(t *testing.T) {
+// Writing the second login fails: the extension puts the first back and
+// answers store_failed with each login's state. No login holds the new
+// password, the reply says so with every touched account and that the
+// provider changed; "I already changed it" then stores it everywhere.
+func TestFaultSecondLoginWriteFails(t *testing.T) {
 	sb, trust := startSandbox(t)
-	s := &session{pending: map[string]chan gjson.Result{}, out: wire.NewWriter(io.Discard)}
-	s.log = log.New(io.Discard, "", 0)
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	h := &Host{Version: "test", Trust: trust}
-	h.engine.Trust, h.engine.Store = trust, s
-	sb.SetPassword("alice", faultNew)
-	acct, _ := decodeSync(gjson.Parse(mustJSON(map[string]any{"account": map[string]any{"id": "a1",
-		"incoming": ep("imap", sb.IMAPS, "alice"), "outgoing": ep("smtp", sb.SMTPS, "alice")}, "password": faultNew})))
-	_, err := h.engine.Sync(ctx, acct.account, acct.password, func(flow.Step, flow.State) {})
-	if reply := errorReply(nil, err); reply.Code != "store_unconfirmed" || !strings.Contains(reply.Message, "old or the new password") {
-		t.Fatalf("Sync() = %v", err)
+	x := startFault(t, &Host{Version: "test", Trust: trust}, sb)
+	x.onStore = func(store gjson.Result) map[string]any {
+		// The first login was written, the second write failed, the
+		// first was put back: x.saved is as before.
+		logins := store.Get("logins").Array()
+		var states []any
+		for i, l := range logins {
+			state := "unchanged"
+			if i == 0 {
+				state = "restored"
+			}
+			states = append(states, map[string]any{"origin": l.Get("origin").String(), "username": l.Get("username").String(), "state": state})
+		}
+		return map[string]any{"status": "error", "code": "store_failed", "message": "writing a login failed", "logins": states}
+	}
+	r, steps := x.call(changeReq("c", "account1", sb, faultOld, faultNew))
+	if r.Get("code").String() != "store_failed" || !r.Get("changed").Bool() || touchedOf(r.Get("accounts")) != bothAccounts ||
+		statesOf(r.Get("logins")) != "alice@imap://localhost=restored alice@mailbox://localhost=unchanged alice@smtp://localhost=unchanged" ||
+		!strings.Contains(r.Get("message").String(), "no login holds the new password") || !contains(steps, "saving:failed") {
+		t.Fatalf("reply %s, steps %v", r.Raw, steps)
+	}
+	x.wantAllOld()
+	if recs := x.auditRecords(); len(recs) != 1 || recs[0].Outcome != "store_failed" || !recs[0].Changed {
+		t.Fatalf("audit %+v", recs)
+	}
+	x.onStore = nil
+	if r, _ := x.call(syncReqFor("s", "account2", faultNew)); !r.Get("result.stored").Bool() || statesOf(r.Get("result.logins")) != aliceStored {
+		t.Fatalf("sync after the failed store: %s", r.Raw)
 	}
 }
 
-// Two flows for one account at once: the second is refused with busy
-// before it sends anything — from the extension and from the local socket
-// alike — and the first completes.
-func TestFaultTwoFlowsForOneAccount(t *testing.T) {
+// Two transactions over the same logins at once: the second is refused
+// with busy before it sends anything, whichever sibling account it names;
+// one over other logins runs; the first completes.
+func TestFaultTwoFlowsOnOverlappingLogins(t *testing.T) {
 	sb, trust := startSandbox(t)
 	arrived, release := make(chan struct{}), make(chan struct{})
 	var posts atomic.Int32
@@ -510,31 +410,37 @@ func TestFaultTwoFlowsForOneAccount(t *testing.T) {
 		applyChange(sb, r)
 		w.Write([]byte(`{"ok":true}`))
 	})
-	x := startFaultExt(t, &Host{Version: "test", Trust: trust})
-	first := changeRequest(sb, faultOld, faultNew)
+	x := startFault(t, &Host{Version: "test", Trust: trust}, sb)
+	first := changeReq("c1", "account1", sb, faultOld, faultNew)
 	first["backend"] = map[string]any{"name": "sandbox", "url": url}
 	x.send(first)
 	<-arrived
-	second := changeRequest(sb, faultOld, "other-Passw0rd!")
-	second["id"], second["backend"] = "c2", map[string]any{"name": "sandbox", "url": url}
+	second := changeReq("c2", "account2", sb, faultOld, "other-Passw0rd!")
+	second["backend"] = map[string]any{"name": "sandbox", "url": url}
 	r, steps := x.call(second)
 	if r.Get("code").String() != "busy" || len(steps) != 0 {
 		t.Fatalf("second change: %s, steps %v", r.Raw, steps)
 	}
-	sync := map[string]any{"id": "s", "type": "sync", "account": first["account"], "password": faultOld}
-	if r, _ := x.call(sync); r.Get("code").String() != "busy" {
+	if r, _ := x.call(syncReqFor("s", "account1", faultOld)); r.Get("code").String() != "busy" {
 		t.Fatalf("sync during the change: %s", r.Raw)
 	}
 	if posts.Load() != 1 || len(sb.Logins()) != 0 {
 		t.Fatalf("%d posts, %d logins while the first change runs", posts.Load(), len(sb.Logins()))
 	}
+	if r, _ := x.call(syncReqFor("b", "account3", bobPw)); !r.Get("result.stored").Bool() || touchedOf(r.Get("result.accounts")) != "account3[incoming,outgoing]" {
+		t.Fatalf("bob's sync was held up: %s", r.Raw)
+	}
 	close(release)
-	r, _ = x.wait("c1", 20*time.Second)
-	if !r.Get("result.stored").Bool() || x.storeCount() != 1 {
+	r, _ = x.waitReply("c1", 20*time.Second)
+	if !r.Get("result.stored").Bool() || len(x.storeRequests()) != 2 {
 		t.Fatalf("first change: %s", r.Raw)
 	}
-	if recs := x.auditRecords(); len(recs) != 3 || recs[0].Outcome != "busy" || recs[1].Outcome != "busy" || recs[2].Outcome != "stored" {
-		t.Fatalf("audit %+v", recs)
+	outcomes := map[string]int{}
+	for _, rec := range x.auditRecords() {
+		outcomes[rec.Outcome]++
+	}
+	if outcomes["busy"] != 2 || outcomes["stored"] != 2 || len(outcomes) != 2 {
+		t.Fatalf("audit outcomes %v", outcomes)
 	}
 }
 
@@ -546,9 +452,4 @@ func deadLoopback(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
-}
-
-func mustJSON(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/credsync/credsync/internal/endpoint"
 )
 
 // FuzzServe feeds one arbitrary frame and a hello to the host: it must
@@ -15,7 +17,11 @@ func FuzzServe(f *testing.F) {
 	for _, s := range []string{
 		`{"id":"1","type":"hello"}`,
 		`{"id":"2","type":"verify","password":"p","incoming":{"protocol":"imap","host":"127.0.0.1","port":993,"socketType":3,"authMethod":3,"username":"u"}}`,
-		`{"id":"3","type":"change","account":{"id":"a","incoming":{"protocol":"pop3","host":"h","port":995,"socketType":3,"authMethod":3,"username":"u"}},"backend":{"name":"sandbox","url":"https://127.0.0.1/"},"current":"a","new":"b"}`,
+		`{"id":"3","type":"change","accountId":"a","backend":{"name":"sandbox","url":"https://127.0.0.1/"},"current":"a","new":"b"}`,
+		`{"id":"5","type":"sync","accountId":"a","password":"p"}`,
+		`{"id":"6","type":"propagate","origin":"imap://h","username":"u"}`,
+		`{"id":"7","type":"check","backend":"aruba","current":"a","new":"b"}`,
+		`{"id":"8","type":"plan"}`,
 		`{"id":"4","status":"ok"}`, `[]`, `{"id":"\ud800","type":"x"}`, "{\"id\":\"1\",\"type\":\"hello\xff\"}",
 	} {
 		f.Add([]byte(s))
@@ -31,9 +37,21 @@ func FuzzServe(f *testing.F) {
 			return nil, err
 		},
 		"sync": func(_ context.Context, _ *session, _ string, req gjson.Result) (any, error) {
-			_, err := decodeSync(req)
+			if _, err := requiredString(req, "accountId", 1, 128); err != nil {
+				return nil, err
+			}
+			_, err := password(req, "password", false)
 			return nil, err
 		},
+		"propagate": func(_ context.Context, _ *session, _ string, req gjson.Result) (any, error) {
+			if _, err := requiredString(req, "origin", 1, 300); err != nil {
+				return nil, err
+			}
+			_, err := requiredString(req, "username", 1, endpoint.MaxUsername)
+			return nil, err
+		},
+		// check never reaches the network: the real handler.
+		"check": check,
 	}
 	real := handlers
 	handlers = decodeOnly
@@ -49,8 +67,8 @@ func FuzzServe(f *testing.F) {
 			t.Fatalf("the hello after %q was not answered: %v", body, msgs)
 		}
 		for _, m := range msgs {
-			if s := m.Get("status").String(); s != "ok" && !(s == "error" && m.Get("code").String() != "") {
-				t.Fatalf("reply without status or code: %s", m.Raw)
+			if s := m.Get("status").String(); s != "ok" && !(s == "error" && knownCodes[m.Get("code").String()]) {
+				t.Fatalf("reply without status or a known code: %s", m.Raw)
 			}
 		}
 	})

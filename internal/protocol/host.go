@@ -52,6 +52,9 @@ type Host struct {
 	// lasts (socket.go). ListenDelay and ListenRetry default to 1 s and 30 s.
 	Listen                   func() (net.Listener, string, error)
 	ListenDelay, ListenRetry time.Duration
+	// verifyTimeout bounds each verification login (flow.Engine's
+	// default when 0); tests shorten it.
+	verifyTimeout time.Duration
 }
 
 // handler answers one request type. It returns the reply's result, or an
@@ -91,7 +94,7 @@ func (h *Host) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	if s.log == nil {
 		s.log = log.New(io.Discard, "", 0)
 	}
-	s.engine = &flow.Engine{Trust: h.Trust, Thunderbird: s, Audit: h.auditHook(s.log)}
+	s.engine = &flow.Engine{Trust: h.Trust, Thunderbird: s, Audit: h.auditHook(s.log), VerifyTimeout: h.verifyTimeout}
 
 	ctx, cancel := context.WithCancel(ctx)
 	var running sync.WaitGroup

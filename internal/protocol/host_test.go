@@ -53,7 +53,8 @@ func TestHello(t *testing.T) {
 	if m.Get("id").String() != "1" || m.Get("status").String() != "ok" ||
 		m.Get("result.version").String() != "test" || m.Get("result.protocol").Int() != Version ||
 		!strings.Contains(m.Get("result.capabilities").Raw, `"verify"`) ||
-		!strings.Contains(m.Get("result.backends").Raw, `"sandbox"`) {
+		!strings.Contains(m.Get("result.capabilities").Raw, `"plan"`) || !strings.Contains(m.Get("result.capabilities").Raw, `"propagate"`) ||
+		!strings.Contains(m.Get("result.backends").Raw, `"sandbox"`) || m.Get("result.passwordAuthMethods").Raw != "[0,2,3,9]" {
 		t.Fatalf("hello reply = %s", m.Raw)
 	}
 }
@@ -86,8 +87,16 @@ func TestBadRequestsAreAnsweredAndServingContinues(t *testing.T) {
 		{"quote in host", `{"id":"6","type":"verify","password":"x","incoming":` + strings.Replace(endpoint, `127.0.0.1`, `a\"b`, 1) + `}`, "6", "invalid_request", "incoming"},
 		{"smtp as incoming", `{"id":"7","type":"verify","password":"x","incoming":` + strings.Replace(endpoint, `"imap"`, `"smtp"`, 1) + `}`, "7", "invalid_request", "incoming.protocol"},
 		{"unknown socketType", `{"id":"7","type":"verify","password":"x","incoming":` + strings.Replace(endpoint, `"socketType":3`, `"socketType":1`, 1) + `}`, "7", "invalid_request", "incoming"},
-		{"unknown backend", `{"id":"8","type":"change","account":{"id":"a","incoming":` + endpoint + `},"backend":{"name":"nope"},"current":"a","new":"b"}`, "8", "backend_unknown", "backend.name"},
-		{"account not an object", `{"id":"8","type":"change","account":"a","backend":{"name":"sandbox"},"current":"a","new":"b"}`, "8", "invalid_request", "account"},
+		{"unknown backend", `{"id":"8","type":"change","accountId":"a","backend":{"name":"nope"},"current":"a","new":"b"}`, "8", "backend_unknown", "backend.name"},
+		{"accountId not a string", `{"id":"8","type":"change","accountId":7,"backend":{"name":"sandbox"},"current":"a","new":"b"}`, "8", "invalid_request", "accountId"},
+		{"change without new", `{"id":"8","type":"change","accountId":"a","backend":{"name":"sandbox"},"current":"a"}`, "8", "invalid_request", "new"},
+		{"sync without accountId", `{"id":"9","type":"sync","password":"p"}`, "9", "invalid_request", "accountId"},
+		{"sync without password", `{"id":"9","type":"sync","accountId":"a"}`, "9", "invalid_request", "password"},
+		{"propagate without username", `{"id":"9","type":"propagate","origin":"imap://h"}`, "9", "invalid_request", "username"},
+		{"propagate origin not a string", `{"id":"9","type":"propagate","origin":1,"username":"u"}`, "9", "invalid_request", "origin"},
+		{"check without new", `{"id":"10","type":"check"}`, "10", "invalid_request", "new"},
+		{"check unknown backend", `{"id":"10","type":"check","backend":"nope","new":"x"}`, "10", "backend_unknown", "backend"},
+		{"check backend not a string", `{"id":"10","type":"check","backend":{"name":"aruba"},"new":"x"}`, "10", "backend_unknown", "backend"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -181,5 +190,37 @@ func TestErrorReplyJSON(t *testing.T) {
 	b, _ := json.Marshal(errorReply(&id, invalid("password", "bad")))
 	if string(b) != `{"id":"x","status":"error","code":"invalid_request","message":"bad","field":"password"}` {
 		t.Fatalf("error reply = %s", b)
+	}
+}
+
+// check lists every broken rule while the user types: the universal rules
+// alone without a back-end; the back-end's, all of them in policy's
+// order, once the universal ones hold.
+func TestCheckRequest(t *testing.T) {
+	for _, c := range []struct {
+		req, want string
+	}{
+		{`{"id":"c","type":"check","new":""}`, "empty"},
+		{`{"id":"c","type":"check","new":"short"}`, ""},
+		{`{"id":"c","type":"check","current":"Same-pw1!","new":"Same-pw1!"}`, "same_as_current"},
+		{`{"id":"c","type":"check","new":"a\r\nb"}`, "control_characters"},
+		{`{"id":"c","type":"check","backend":"aruba","new":"abc"}`, "too_short needs_upper needs_digit needs_special"},
+		{`{"id":"c","type":"check","backend":"aruba","new":""}`, "empty"},
+		{`{"id":"c","type":"check","backend":"aruba","new":"Valid-Passw0rd!"}`, ""},
+	} {
+		msgs, err := serveAll(t, frame(c.req))
+		if err != nil || len(msgs) != 1 || msgs[0].Get("status").String() != "ok" || !msgs[0].Get("result.violations").IsArray() {
+			t.Fatalf("%s: Serve() = %v, %v", c.req, err, msgs)
+		}
+		var rules []string
+		for _, v := range msgs[0].Get("result.violations").Array() {
+			rules = append(rules, v.Get("rule").String())
+			if v.Get("message").String() == "" {
+				t.Fatalf("%s: violation without message: %s", c.req, v.Raw)
+			}
+		}
+		if got := strings.Join(rules, " "); got != c.want {
+			t.Fatalf("%s: violations %q; want %q", c.req, got, c.want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package protocol
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -14,7 +15,9 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/credsync/credsync/internal/code"
 	"github.com/credsync/credsync/internal/endpoint"
+	"github.com/credsync/credsync/internal/flow"
 	"github.com/credsync/credsync/internal/wire"
 )
 
@@ -51,15 +54,15 @@ func startSocketFuzzHost() (*socketFuzzHost, error) {
 		dead.Close()
 		fh := &socketFuzzHost{addr: ln.Addr().String(), log: &syncBuffer{}, stores: make(chan string, 1024)}
 		h := &Host{Version: "fuzz", Log: log.New(fh.log, "", 0), ListenDelay: time.Millisecond,
-			Listen: func() (net.Listener, string, error) { return ln, fh.addr, nil }}
-		h.engine.VerifyTimeout = 2 * time.Second
+			Listen: func() (net.Listener, string, error) { return ln, fh.addr, nil }, verifyTimeout: 2 * time.Second}
 		inR, inW := io.Pipe()
 		outR, outW := io.Pipe()
 		go h.Serve(context.Background(), inR, outW)
 		ext := wire.NewWriter(inW)
 		send := func(v any) { b, _ := json.Marshal(v); ext.Write(b) }
-		account := map[string]any{"id": "account1", "name": "Alice", "passwordBased": true,
-			"incoming": ep("imap", deadAddr, "alice"), "outgoing": ep("smtp", deadAddr, "alice")}
+		in, out := onHost(srv("imap", deadAddr, "alice"), "127.0.0.1"), onHost(srv("smtp", deadAddr, "alice"), "127.0.0.1")
+		in["saved"], out["saved"] = nil, nil
+		account := acct("account1", "Alice", in, out)
 		go func() {
 			r := wire.NewReader(outR, 0)
 			for {
@@ -72,7 +75,7 @@ func startSocketFuzzHost() (*socketFuzzHost, error) {
 				case "accounts":
 					send(map[string]any{"id": m.Get("id").String(), "status": "ok", "result": map[string]any{"accounts": []any{account}}})
 				case "store":
-					fh.stores <- m.Get("password").String()
+					fh.stores <- m.Raw
 					send(map[string]any{"id": m.Get("id").String(), "status": "error", "code": "store_failed", "message": "fuzz"})
 				}
 			}
@@ -87,15 +90,14 @@ func startSocketFuzzHost() (*socketFuzzHost, error) {
 	return socketFuzz, socketFuzzErr
 }
 
-// knownCodes are the error codes of PROTOCOL.md's table.
-var knownCodes = map[string]bool{
-	"invalid_json": true, "message_too_large": true, "invalid_request": true, "unknown_type": true,
-	"internal_error": true, "not_password_account": true, "busy": true, "backend_unknown": true,
-	"policy_violation": true, "wrong_current_password": true, "backend_unreachable": true,
-	"backend_rejected": true, "outcome_unknown": true, "verification_failed": true, "store_failed": true,
-	"store_cancelled": true, "unknown_account": true, "not_changed": true, "store_unconfirmed": true,
-	"page_not_recognised": true, "recently_used": true, "changed_too_recently": true, "account_locked": true,
-}
+// knownCodes are the error codes the host sends (internal/code).
+var knownCodes = func() map[string]bool {
+	m := map[string]bool{}
+	for _, c := range code.Host {
+		m[string(c)] = true
+	}
+	return m
+}()
 
 // FuzzSocketRequest sends one arbitrary frame to the local socket of a
 // running host: exactly one reply comes, a JSON object with a known code
@@ -166,45 +168,81 @@ func FuzzSocketRequest(f *testing.F) {
 	})
 }
 
-// FuzzAccountsReply decodes an arbitrary accounts list as the extension
-// would send it and matches it: malformed entries are dropped or kept with
-// their problem, and every usable account has valid servers of the right
-// protocols.
+// FuzzAccountsReply answers the host's accounts request with an arbitrary
+// result (a protocol-2 accounts reply) and plans every account's change
+// from what was decoded: entries are dropped or kept whole, a kept server
+// is usable (valid endpoint of the right protocol, origin, consistent
+// saved) or carries its problem, and planning never panics, touches only
+// listed accounts, and puts the planned account first.
 func FuzzAccountsReply(f *testing.F) {
 	// Seed corpus: testdata/fuzz/FuzzAccountsReply.
-	f.Fuzz(func(t *testing.T, list []byte, username, host string) {
-		v := gjson.ParseBytes(list)
-		if !v.IsArray() {
+	f.Fuzz(func(t *testing.T, result []byte, salt string) {
+		if !gjson.ValidBytes(result) {
 			return
 		}
-		var accounts []listedAccount
-		for _, e := range v.Array() {
-			a, ok := decodeListed(e)
-			if !ok {
-				continue
+		s := &session{pending: map[string]chan gjson.Result{}, out: wire.NewWriter(io.Discard), log: log.New(io.Discard, "", 0)}
+		go func() {
+			for {
+				s.mu.Lock()
+				_, asked := s.pending["host-1"]
+				s.mu.Unlock()
+				if asked {
+					s.deliver(gjson.Parse(`{"id":"host-1","status":"ok","result":` + string(result) + `}`))
+					return
+				}
+				time.Sleep(50 * time.Microsecond)
 			}
-			if a.ID == "" || len(a.ID) > 128 || len(a.Name) > maxName+len("…") {
+		}()
+		accounts, err := s.Accounts(context.Background(), salt)
+		if err != nil {
+			return
+		}
+		ids := map[string]bool{}
+		for _, a := range accounts {
+			if a.ID == "" || len(a.ID) > 128 || len(a.Name) > maxName+len("…") || a.Incoming == nil {
 				t.Fatalf("account %+v", a)
 			}
-			if a.problem == nil {
-				if a.Incoming == nil || a.Incoming.Validate() != nil ||
-					a.Incoming.Protocol != endpoint.IMAP && a.Incoming.Protocol != endpoint.POP3 {
-					t.Fatalf("usable account with incoming %+v", a.Incoming)
+			ids[a.ID] = true
+			for _, sv := range []*flow.Server{a.Incoming, a.Outgoing} {
+				if sv == nil || sv.Problem != "" {
+					continue
 				}
-				if a.Outgoing != nil && (a.Outgoing.Validate() != nil || a.Outgoing.Protocol != endpoint.SMTP) {
-					t.Fatalf("usable account with outgoing %+v", a.Outgoing)
+				if sv.Validate() != nil || sv.Origin == "" ||
+					sv.Saved.Exists && (!sv.Saved.Known || len(sv.Saved.Fingerprint) != 64) || !sv.Saved.Exists && sv.Saved.Fingerprint != "" {
+					t.Fatalf("usable server %+v", sv)
 				}
-			} else if a.problem.Code != InvalidRequest {
-				t.Fatalf("problem %+v", a.problem)
 			}
-			accounts = append(accounts, a)
+			if a.Incoming.Problem == "" && a.Incoming.Protocol != endpoint.IMAP && a.Incoming.Protocol != endpoint.POP3 ||
+				a.Outgoing != nil && a.Outgoing.Problem == "" && a.Outgoing.Protocol != endpoint.SMTP {
+				t.Fatalf("server of the wrong protocol in %+v", a)
+			}
 		}
-		for _, a := range matchAccounts(accounts, username, host) {
-			if a.username != username || !strings.EqualFold(a.host, host) {
-				t.Fatalf("%q@%q matched %q@%q", username, host, a.username, a.host)
+		previews, err := (&flow.Engine{Thunderbird: listed(accounts)}).Previews(context.Background())
+		if err != nil || len(previews) != len(accounts) {
+			t.Fatalf("Previews() = %d, %v for %d accounts", len(previews), err, len(accounts))
+		}
+		for i, p := range previews {
+			if p.ID != accounts[i].ID || p.PasswordBased != (len(p.Touches) > 0) || p.PasswordBased && p.Touches[0].ID != p.ID {
+				t.Fatalf("preview %+v of %+v", p, accounts[i])
+			}
+			for _, tc := range p.Touches {
+				if !ids[tc.ID] || len(tc.Sides) == 0 {
+					t.Fatalf("preview %+v touches %+v", p, tc)
+				}
 			}
 		}
 	})
+}
+
+// listed is a flow.Thunderbird that lists fixed accounts and stores nothing.
+type listed []flow.Account
+
+func (l listed) Accounts(context.Context, string) ([]flow.Account, error) { return l, nil }
+func (listed) ReadLogin(context.Context, flow.Login) (string, error) {
+	return "", errors.New("not here")
+}
+func (listed) Store(context.Context, string, []flow.Write) ([]flow.Written, error) {
+	return nil, errors.New("not here")
 }
 
 // echoedElsewhere: s is part of a member or value of msg other than the

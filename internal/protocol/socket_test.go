@@ -6,12 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,42 +23,6 @@ import (
 	"github.com/credsync/credsync/internal/wire"
 )
 
-// thunderbird plays the extension for a host that also listens on the
-// local socket: it answers the host's accounts and store requests by
-// itself and keeps every other message.
-type thunderbird struct {
-	t      *testing.T
-	in     *io.PipeWriter
-	out    *wire.Writer
-	logBuf *syncBuffer
-
-	mu       sync.Mutex
-	accounts any // the accounts reply: a list, or a full reply map
-	stores   []gjson.Result
-	others   []gjson.Result
-	replies  chan gjson.Result
-	listens  atomic.Int32
-	served   chan error
-	closedIn bool
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // privateRuntimeDir points XDG_RUNTIME_DIR at a fresh short directory.
 func privateRuntimeDir(t *testing.T) string {
 	t.Helper()
@@ -73,122 +35,31 @@ func privateRuntimeDir(t *testing.T) string {
 	return d
 }
 
-func startThunderbird(t *testing.T, h *Host, accounts any) *thunderbird {
+// startThunderbird is a session whose host also listens on the local
+// socket, with these accounts listed.
+func startThunderbird(t *testing.T, h *Host, accounts ...map[string]any) *fakeExt {
 	t.Helper()
 	privateRuntimeDir(t)
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	tb := &thunderbird{t: t, in: inW, out: wire.NewWriter(inW), logBuf: &syncBuffer{}, accounts: accounts,
-		replies: make(chan gjson.Result, 16), served: make(chan error, 1)}
-	h.Log = log.New(tb.logBuf, "", 0)
+	var x *fakeExt
 	if h.Listen == nil {
 		h.Listen = func() (net.Listener, string, error) {
-			tb.listens.Add(1)
+			x.listens.Add(1)
 			return localsock.Listen()
 		}
 	}
 	if h.ListenDelay == 0 {
 		h.ListenDelay = 10 * time.Millisecond
 	}
-	go func() {
-		tb.served <- h.Serve(context.Background(), inR, outW)
-		outW.Close()
-	}()
-	go tb.read(outR)
-	t.Cleanup(func() {
-		tb.close()
-		if err := tb.wait(); err != nil {
-			t.Errorf("Serve() = %v", err)
-		}
-	})
-	return tb
-}
-
-func (tb *thunderbird) close() {
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	if !tb.closedIn {
-		tb.closedIn = true
-		tb.in.Close()
-	}
-}
-
-func (tb *thunderbird) wait() error {
-	select {
-	case err := <-tb.served:
-		tb.served <- err
-		return err
-	case <-time.After(10 * time.Second):
-		return errors.New("Serve() did not return after its input closed")
-	}
-}
-
-func (tb *thunderbird) read(r io.Reader) {
-	frames := wire.NewReader(r, 0)
-	for {
-		body, err := frames.Read()
-		if err != nil {
-			close(tb.replies)
-			return
-		}
-		m := gjson.ParseBytes(body)
-		switch m.Get("type").String() {
-		case "accounts":
-			tb.mu.Lock()
-			reply, ok := tb.accounts.(map[string]any)
-			if !ok {
-				reply = map[string]any{"status": "ok", "result": map[string]any{"accounts": tb.accounts}}
-			}
-			tb.mu.Unlock()
-			tb.send(withID(reply, m.Get("id").String()))
-		case "store":
-			tb.mu.Lock()
-			tb.stores = append(tb.stores, m)
-			tb.mu.Unlock()
-			tb.send(map[string]any{"id": m.Get("id").String(), "status": "ok", "result": map[string]any{}})
-		default:
-			if m.Get("status").Exists() {
-				tb.replies <- m
-				continue
-			}
-			tb.mu.Lock()
-			tb.others = append(tb.others, m)
-			tb.mu.Unlock()
-		}
-	}
-}
-
-func withID(m map[string]any, id string) map[string]any {
-	c := map[string]any{"id": id}
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}
-
-func (tb *thunderbird) send(v any) {
-	b, _ := json.Marshal(v)
-	tb.out.Write(b)
-}
-
-// request sends a request on the port and waits for its reply.
-func (tb *thunderbird) request(req map[string]any) gjson.Result {
-	tb.t.Helper()
-	tb.send(req)
-	select {
-	case m := <-tb.replies:
-		return m
-	case <-time.After(20 * time.Second):
-		tb.t.Fatal("no reply from the host")
-	}
-	return gjson.Result{}
+	x = startExt(t, h)
+	x.accounts = accounts
+	return x
 }
 
 // open sends the extension's first request and waits for the socket.
-func (tb *thunderbird) open() {
-	tb.t.Helper()
-	if r := tb.request(map[string]any{"id": "1", "type": "hello"}); r.Get("status").String() != "ok" {
-		tb.t.Fatalf("hello = %s", r.Raw)
+func (x *fakeExt) open() {
+	x.t.Helper()
+	if r, _ := x.call(map[string]any{"id": "hello", "type": "hello"}); r.Get("status").String() != "ok" {
+		x.t.Fatalf("hello = %s", r.Raw)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -198,16 +69,10 @@ func (tb *thunderbird) open() {
 			return
 		}
 		if time.Now().After(deadline) {
-			tb.t.Fatalf("the host does not listen: %v\n%s", err, tb.logBuf)
+			x.t.Fatalf("the host does not listen: %v\n%s", err, x.logBuf)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-func (tb *thunderbird) storeRequests() []gjson.Result {
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	return append([]gjson.Result(nil), tb.stores...)
 }
 
 // socketCall sends requests over one socket connection and returns the replies.
@@ -238,21 +103,6 @@ func socketCall(t *testing.T, reqs ...any) []gjson.Result {
 	return replies
 }
 
-func listed(id, name string, incoming, outgoing map[string]any, passwordBased bool) map[string]any {
-	var out any
-	if outgoing != nil {
-		out = outgoing
-	}
-	return map[string]any{"id": id, "name": name, "incoming": incoming, "outgoing": out, "passwordBased": passwordBased,
-		"hasIncomingPassword": true, "hasOutgoingPassword": true}
-}
-
-// onHost is ep with the host name replaced (the sandbox listens on 127.0.0.1).
-func onHost(e map[string]any, host string) map[string]any {
-	e["host"] = host
-	return e
-}
-
 const user = "alice@example.org"
 
 func socketSandbox(t *testing.T, password string) (*sandbox.Sandbox, verify.Trust) {
@@ -269,111 +119,122 @@ func syncReq(username, host, password string) map[string]any {
 	return map[string]any{"id": "s1", "type": "sync", "match": map[string]any{"username": username, "host": host}, "password": password}
 }
 
-func TestSocketSyncStoresEveryMatchingAccount(t *testing.T) {
-	const pw = "changed-Elsewhere-1"
-	sb, trust := socketSandbox(t, pw)
-	accounts := []any{
-		listed("account1", "Alice IMAP", onHost(ep("imap", sb.IMAPS, user), "localhost"), onHost(ep("smtp", sb.SMTPS, user), "localhost"), true),
-		listed("account2", "Mario Rossi", onHost(ep("pop3", sb.POP3S, user), "LOCALHOST"), onHost(ep("smtp", sb.SMTPS, user), "localhost"), true),
-		listed("account3", "Bob", onHost(ep("imap", sb.IMAPS, "bob"), "localhost"), nil, true),
-		listed("account4", "Alice elsewhere", onHost(ep("imap", sb.IMAPS, user), "127.0.0.1"), nil, true),
-		listed("account5", "Alice OAuth", func() map[string]any {
-			e := onHost(ep("imap", sb.IMAPS, user), "localhost")
-			e["authMethod"] = 10
-			return e
-		}(), nil, false),
-		listed("account6", "No auth outgoing", onHost(ep("imap", sb.IMAPS, user), "localhost"), func() map[string]any {
-			e := onHost(ep("smtp", sb.SMTPS, "ignored"), "localhost")
-			e["authMethod"] = 1
-			return e
-		}(), true),
-	}
-	tb := startThunderbird(t, &Host{Version: "test", Trust: trust}, accounts)
-	tb.open()
+func withAuth(s map[string]any, method int) map[string]any {
+	s["authMethod"] = method
+	return s
+}
 
-	reply := socketCall(t, syncReq(user, "LocalHost", pw))[0]
-	if reply.Get("id").String() != "s1" || reply.Get("status").String() != "ok" {
-		t.Fatalf("reply = %s", reply.Raw)
-	}
-	got := map[string]string{}
+// socketOutcomes is a socket sync's result as "id (name): outcome".
+func socketOutcomes(reply gjson.Result) []string {
+	var got []string
 	for _, a := range reply.Get("result.accounts").Array() {
 		outcome := "stored"
 		if !a.Get("stored").Bool() {
 			outcome = a.Get("code").String()
 		}
-		got[a.Get("id").String()+" ("+a.Get("name").String()+")"] = outcome
+		got = append(got, a.Get("id").String()+" ("+a.Get("name").String()+"): "+outcome)
 	}
-	want := map[string]string{
-		"account1 (Alice IMAP)":       "stored",
-		"account2 (Mario Rossi)":      "stored",
-		"account5 (Alice OAuth)":      "not_password_account",
-		"account6 (No auth outgoing)": "stored",
+	return got
+}
+
+// The socket's sync starts from every account whose incoming server has
+// the user name on the host (any case) and writes what they share in one
+// transaction: each server logged in to once, one store, a result per
+// account; accounts without a password are listed as such.
+func TestSocketSyncOneTransaction(t *testing.T) {
+	const pw = "changed-Elsewhere-1"
+	sb, trust := socketSandbox(t, pw)
+	x := startThunderbird(t, &Host{Version: "test", Trust: trust},
+		acct("account1", "Alice IMAP", srv("imap", sb.IMAPS, user), srv("smtp", sb.SMTPS, user)),
+		acct("account2", "Mario Rossi", onHost(srv("pop3", sb.POP3S, user), "LOCALHOST"), srv("smtp", sb.SMTPS, user)),
+		acct("account3", "Bob", srv("imap", sb.IMAPS, "bob"), srv("smtp", sb.SMTPS, "bob")),
+		acct("account4", "Alice elsewhere", onHost(srv("imap", sb.IMAPS, user), "127.0.0.1"), nil),
+		acct("account5", "Alice OAuth", withAuth(srv("imap", sb.IMAPS, user), 10), nil),
+		acct("account6", "No auth outgoing", srv("imap", sb.IMAPS, user), withAuth(srv("smtp", sb.SMTPS, "ignored"), 1)),
+	)
+	x.open()
+
+	reply := socketCall(t, syncReq(user, "LocalHost", pw))[0]
+	if reply.Get("id").String() != "s1" || reply.Get("status").String() != "ok" {
+		t.Fatalf("reply = %s", reply.Raw)
 	}
-	if len(got) != len(want) {
-		t.Fatalf("accounts = %v, want %v", got, want)
+	want := []string{
+		"account1 (Alice IMAP): stored",
+		"account2 (Mario Rossi): stored",
+		"account6 (No auth outgoing): stored",
+		"account5 (Alice OAuth): not_password_account",
 	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Fatalf("accounts = %v, want %v", got, want)
+	if got := socketOutcomes(reply); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("accounts\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	stores := x.storeRequests()
+	if len(stores) != 1 {
+		t.Fatalf("%d store requests; want one", len(stores))
+	}
+	var logins []string
+	for _, l := range stores[0].Get("logins").Array() {
+		logins = append(logins, l.Get("origin").String())
+		if l.Get("password").String() != pw || l.Get("username").String() != user {
+			t.Fatalf("store login %s", l.Raw)
 		}
 	}
-	var stored []string
-	for _, s := range tb.storeRequests() {
-		stored = append(stored, s.Get("accountId").String()+" "+s.Get("sides").Raw)
-		if s.Get("password").String() != pw {
-			t.Fatal("a store request carried another password")
-		}
+	if strings.Join(logins, " ") != "imap://localhost smtp://localhost mailbox://LOCALHOST" {
+		t.Fatalf("stored logins %v", logins)
 	}
-	if strings.Join(stored, ", ") != `account1 ["incoming","outgoing"], account2 ["incoming","outgoing"], account6 ["incoming"]` {
-		t.Fatalf("store requests: %v", stored)
+	wantLogins := map[string]int{"imap " + user + " " + pw: 1, "pop3 " + user + " " + pw: 1, "smtp " + user + " " + pw: 1}
+	if got := sandboxLogins(sb); !equalCounts(got, wantLogins) {
+		t.Fatalf("sandbox logins %v; want each server once", got)
 	}
 	// The extension sees no progress events for socket flows.
-	if len(tb.others) != 0 {
-		t.Fatalf("unexpected messages to the extension: %v", tb.others)
+	if len(x.progress) != 0 {
+		t.Fatalf("progress sent to the extension: %v", x.progress)
 	}
-	if strings.Contains(tb.logBuf.String(), pw) {
+	if strings.Contains(x.logBuf.String(), pw) {
 		t.Fatal("the password reached the log")
 	}
 }
 
-// A wrong password: the first account's flow fails, and the accounts
-// sharing its login are not tried, so each server sees one failed login.
+// A wrong password: the one transaction fails for every account, each
+// server saw one failed login, and each account's result names the
+// servers that refused.
 func TestSocketSyncWrongPasswordCostsOneLoginPerServer(t *testing.T) {
 	sb, trust := socketSandbox(t, "the-Real-one-1")
-	accounts := []any{
-		listed("account1", "", onHost(ep("imap", sb.IMAPS, user), "localhost"), onHost(ep("smtp", sb.SMTPS, user), "localhost"), true),
-		listed("account2", "", onHost(ep("pop3", sb.POP3S, user), "localhost"), nil, true),
-	}
-	tb := startThunderbird(t, &Host{Version: "test", Trust: trust}, accounts)
-	tb.open()
+	x := startThunderbird(t, &Host{Version: "test", Trust: trust},
+		acct("account1", "", srv("imap", sb.IMAPS, user), srv("smtp", sb.SMTPS, user)),
+		acct("account2", "", srv("pop3", sb.POP3S, user), nil),
+	)
+	x.open()
 	reply := socketCall(t, syncReq(user, "localhost", "a-Wrong-one-2"))[0]
 	a := reply.Get("result.accounts").Array()
-	if len(a) != 2 || a[0].Get("code").String() != "verification_failed" || a[0].Get("incoming.outcome").String() != "auth_failed" ||
-		a[1].Get("code").String() != "verification_failed" || !strings.Contains(a[1].Get("message").String(), "not tried") {
+	if len(a) != 2 {
 		t.Fatalf("reply = %s", reply.Raw)
 	}
-	if n := len(sb.Logins()); n != 2 {
-		t.Fatalf("%d logins, want one to IMAP and one to SMTP: %+v", n, sb.Logins())
+	for _, r := range a {
+		if r.Get("stored").Bool() || r.Get("code").String() != "verification_failed" ||
+			outcomesOf(r.Get("servers")) != "imap "+user+" auth_failed, pop3 "+user+" auth_failed, smtp "+user+" auth_failed" {
+			t.Fatalf("reply = %s", reply.Raw)
+		}
 	}
-	if len(tb.storeRequests()) != 0 {
-		t.Fatal("a refused password was stored")
+	if n := len(sb.Logins()); n != 3 {
+		t.Fatalf("%d logins, want one to each server: %+v", n, sb.Logins())
 	}
+	x.wantNothingStored()
 }
 
 func TestSocketSyncNoMatch(t *testing.T) {
 	sb, trust := socketSandbox(t, "pw-Whatever-1")
-	accounts := []any{listed("account1", "", onHost(ep("imap", sb.IMAPS, user), "localhost"), nil, true)}
-	tb := startThunderbird(t, &Host{Version: "test", Trust: trust}, accounts)
-	tb.open()
+	x := startThunderbird(t, &Host{Version: "test", Trust: trust}, acct("account1", "", srv("imap", sb.IMAPS, user), nil))
+	x.open()
 	for _, m := range [][2]string{{"ALICE@example.org", "localhost"}, {user, "localhost.example"}, {"alice", "localhost"}} {
 		reply := socketCall(t, syncReq(m[0], m[1], "pw-Whatever-1"))[0]
 		if reply.Get("code").String() != "unknown_account" || reply.Get("status").String() != "error" {
 			t.Fatalf("match %v: reply = %s", m, reply.Raw)
 		}
 	}
-	if len(sb.Logins()) != 0 || len(tb.storeRequests()) != 0 {
-		t.Fatal("an unmatched request reached a server or the extension")
+	if len(sb.Logins()) != 0 {
+		t.Fatal("an unmatched request reached a server")
 	}
+	x.wantNothingStored()
 }
 
 // The socket serves sync only: the extension's requests, and servers named
@@ -397,36 +258,40 @@ func TestSocketServesOnlySync(t *testing.T) {
 			c.Close()
 		}
 	}()
-	accounts := []any{listed("account1", "", onHost(ep("imap", sb.IMAPS, user), "localhost"), nil, true)}
-	tb := startThunderbird(t, &Host{Version: "test", Trust: trust}, accounts)
-	tb.open()
+	x := startThunderbird(t, &Host{Version: "test", Trust: trust}, acct("account1", "", srv("imap", sb.IMAPS, user), nil))
+	x.setSaved("imap://localhost", user, "pw-Whatever-1")
+	x.open()
 
-	trapEP := ep("imap", trap.Addr().String(), user)
+	trapEP := onHost(srv("imap", trap.Addr().String(), user), "127.0.0.1")
 	replies := socketCall(t,
-		map[string]any{"id": "a", "type": "change", "account": map[string]any{"id": "account1", "incoming": trapEP},
+		map[string]any{"id": "a", "type": "change", "accountId": "account1",
 			"backend": map[string]any{"name": "sandbox", "url": sb.ChangeURL}, "current": "pw-Whatever-1", "new": "Other-pw-2"},
 		map[string]any{"id": "b", "type": "verify", "incoming": trapEP, "password": "pw-Whatever-1"},
-		map[string]any{"id": "c", "type": "store", "accountId": "account1", "sides": []string{"incoming"}, "password": "x"},
+		map[string]any{"id": "c", "type": "store", "salt": strings.Repeat("0", 32),
+			"logins": []any{map[string]any{"origin": "imap://localhost", "username": user, "password": "x"}}},
 		map[string]any{"id": "d", "type": "accounts"},
 		map[string]any{"id": "e", "type": "hello"},
+		map[string]any{"id": "e2", "type": "propagate", "origin": "imap://localhost", "username": user},
+		map[string]any{"id": "e3", "type": "plan"},
+		map[string]any{"id": "e4", "type": "login", "origin": "imap://localhost", "username": user},
 		map[string]any{"id": "f", "status": "ok", "result": map[string]any{}},
 		[]byte(`not json`),
 		// The account and servers given here are ignored: only Thunderbird's count.
 		map[string]any{"id": "g", "type": "sync", "match": map[string]any{"username": user, "host": "localhost"}, "password": "pw-Whatever-1",
-			"account": map[string]any{"id": "account1", "incoming": trapEP}, "incoming": trapEP},
+			"accountId": "account1", "account": map[string]any{"id": "account1", "incoming": trapEP}, "incoming": trapEP},
 	)
-	for i, id := range []string{"a", "b", "c", "d", "e"} {
+	for i, id := range []string{"a", "b", "c", "d", "e", "e2", "e3", "e4"} {
 		if r := replies[i]; r.Get("id").String() != id || r.Get("code").String() != "unknown_type" {
 			t.Fatalf("socket %s request: reply %s, want unknown_type", id, r.Raw)
 		}
 	}
-	if r := replies[5]; r.Get("code").String() != "invalid_request" {
+	if r := replies[8]; r.Get("code").String() != "invalid_request" {
 		t.Fatalf("a reply sent to the socket: %s", r.Raw)
 	}
-	if r := replies[6]; r.Get("code").String() != "invalid_json" || r.Get("id").Type != gjson.Null {
+	if r := replies[9]; r.Get("code").String() != "invalid_json" || r.Get("id").Type != gjson.Null {
 		t.Fatalf("not JSON: %s", r.Raw)
 	}
-	if r := replies[7]; !r.Get("result.accounts.0.stored").Bool() {
+	if r := replies[10]; !r.Get("result.accounts.0.stored").Bool() {
 		t.Fatalf("sync: %s", r.Raw)
 	}
 	if trapped.Load() != 0 {
@@ -437,16 +302,16 @@ func TestSocketServesOnlySync(t *testing.T) {
 			t.Fatal("a server saw another password")
 		}
 	}
-	if len(tb.storeRequests()) != 1 {
-		t.Fatalf("%d store requests, want the sync's only", len(tb.storeRequests()))
+	if len(x.storeRequests()) != 1 || len(x.loginReqs) != 0 {
+		t.Fatalf("%d store and %d login requests, want the sync's store only", len(x.storeRequests()), len(x.loginReqs))
 	}
-	if len(tb.others) != 0 {
-		t.Fatalf("socket requests reached the extension: %v", tb.others)
+	if len(x.progress) != 0 {
+		t.Fatalf("socket requests reached the extension: %v", x.progress)
 	}
 }
 
 func TestSocketBadSyncRequests(t *testing.T) {
-	tb := startThunderbird(t, &Host{Version: "test"}, []any{})
+	tb := startThunderbird(t, &Host{Version: "test"})
 	tb.open()
 	cases := []struct {
 		req   map[string]any
@@ -467,30 +332,34 @@ func TestSocketBadSyncRequests(t *testing.T) {
 }
 
 func TestSocketSyncWhenTheExtensionCannotList(t *testing.T) {
-	cases := map[string]any{
-		"error reply":      map[string]any{"status": "error", "code": "unknown_type", "message": "no"},
-		"no accounts list": map[string]any{"status": "ok", "result": map[string]any{}},
+	cases := map[string]map[string]any{
+		"error reply":      {"status": "error", "code": "unknown_type", "message": "no"},
+		"no accounts list": {"status": "ok", "result": map[string]any{}},
 	}
 	for name, reply := range cases {
 		t.Run(name, func(t *testing.T) {
-			tb := startThunderbird(t, &Host{Version: "test"}, reply)
-			tb.open()
+			x := startThunderbird(t, &Host{Version: "test"})
+			x.accountsReply = reply
+			x.open()
 			r := socketCall(t, syncReq(user, "localhost", "pw-Whatever-1"))[0]
 			if r.Get("code").String() != "internal_error" || !strings.Contains(r.Get("message").String(), "did not list its accounts") {
 				t.Fatalf("reply = %s", r.Raw)
 			}
 		})
 	}
+	// A matching account with a server credsync cannot use fails the
+	// transaction before any login; junk entries are dropped.
 	t.Run("malformed matching entry", func(t *testing.T) {
-		bad := ep("imap", "127.0.0.1:1", user)
-		bad["host"], bad["port"] = "localhost", 0
-		tb := startThunderbird(t, &Host{Version: "test"}, []any{listed("account1", "", bad, nil, true), "junk", map[string]any{"id": 5}})
-		tb.open()
+		bad := srv("imap", "127.0.0.1:1", user)
+		bad["port"] = 0
+		x := startThunderbird(t, &Host{Version: "test"})
+		x.accountsReply = map[string]any{"status": "ok", "result": map[string]any{"accounts": []any{acct("account1", "", bad, nil), "junk", map[string]any{"id": 5}}}}
+		x.open()
 		r := socketCall(t, syncReq(user, "localhost", "pw-Whatever-1"))[0]
-		if a := r.Get("result.accounts.0"); a.Get("id").String() != "account1" || a.Get("stored").Bool() || a.Get("code").String() != "invalid_request" ||
-			len(r.Get("result.accounts").Array()) != 1 {
+		if r.Get("status").String() != "error" || r.Get("code").String() != "invalid_request" {
 			t.Fatalf("reply = %s", r.Raw)
 		}
+		x.wantNothingStored()
 	})
 }
 
@@ -528,7 +397,7 @@ func TestSocketLifetime(t *testing.T) {
 		}
 	})
 	t.Run("the session listens, then stops", func(t *testing.T) {
-		tb := startThunderbird(t, &Host{Version: "test"}, []any{})
+		tb := startThunderbird(t, &Host{Version: "test"})
 		tb.open()
 		if tb.listens.Load() != 1 {
 			t.Fatalf("Listen called %d times", tb.listens.Load())
@@ -551,13 +420,13 @@ func TestSocketLifetime(t *testing.T) {
 		}
 	})
 	t.Run("a taken socket is tried again", func(t *testing.T) {
-		tb := startThunderbird(t, &Host{Version: "test", ListenRetry: 20 * time.Millisecond}, []any{})
+		tb := startThunderbird(t, &Host{Version: "test", ListenRetry: 20 * time.Millisecond})
 		// The host listens only after its first request: take the socket first.
 		other, _, err := localsock.Listen()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r := tb.request(map[string]any{"id": "1", "type": "hello"}); r.Get("status").String() != "ok" {
+		if r, _ := tb.call(map[string]any{"id": "1", "type": "hello"}); r.Get("status").String() != "ok" {
 			t.Fatal(r.Raw)
 		}
 		deadline := time.Now().Add(5 * time.Second)
@@ -572,27 +441,34 @@ func TestSocketLifetime(t *testing.T) {
 	})
 }
 
+// One record per transaction, with the accounts it wrote, for every kind
+// of flow; none holds a password.
 func TestAuditLogHoldsNoPassword(t *testing.T) {
 	const canary = "Canary-pw-5b8e1d"
 	sb, trust := socketSandbox(t, "old-Passw0rd!")
 	path := filepath.Join(t.TempDir(), "state", "audit.log")
-	accounts := []any{listed("account1", "", onHost(ep("imap", sb.IMAPS, user), "localhost"), onHost(ep("smtp", sb.SMTPS, user), "localhost"), true)}
-	tb := startThunderbird(t, &Host{Version: "test", Trust: trust, Audit: (&audit.Log{Path: path}).Write}, accounts)
-	tb.open()
-	acct := map[string]any{"id": "account1", "incoming": ep("imap", sb.IMAPS, user), "outgoing": ep("smtp", sb.SMTPS, user)}
+	x := startThunderbird(t, &Host{Version: "test", Trust: trust, Audit: (&audit.Log{Path: path}).Write},
+		acct("account1", "", srv("imap", sb.IMAPS, user), srv("smtp", sb.SMTPS, user)),
+		acct("account2", "", srv("pop3", sb.POP3S, user), nil),
+	)
+	x.open()
 
-	// change (stored), sync (refused), socket sync (stored).
-	r := tb.request(map[string]any{"id": "c", "type": "change", "account": acct,
-		"backend": map[string]any{"name": "sandbox", "url": sb.ChangeURL}, "current": "old-Passw0rd!", "new": canary})
+	// change (stored), sync (refused), socket sync (stored), propagate (stored).
+	r, _ := x.call(changeReq("c", "account1", sb, "old-Passw0rd!", canary))
 	if !r.Get("result.stored").Bool() || r.Get("result.auditFailed").Exists() {
 		t.Fatalf("change = %s", r.Raw)
 	}
-	r = tb.request(map[string]any{"id": "s", "type": "sync", "account": acct, "password": canary + "-wrong"})
+	r, _ = x.call(syncReqFor("s", "account2", canary+"-wrong"))
 	if r.Get("code").String() != "verification_failed" || r.Get("auditFailed").Exists() {
 		t.Fatalf("sync = %s", r.Raw)
 	}
 	if r := socketCall(t, syncReq(user, "localhost", canary))[0]; !r.Get("result.accounts.0.stored").Bool() {
 		t.Fatalf("socket sync = %s", r.Raw)
+	}
+	sb.SetPassword(user, canary+"2")
+	x.setSaved("mailbox://localhost", user, canary+"2")
+	if r, _ := x.call(map[string]any{"id": "p", "type": "propagate", "origin": "mailbox://localhost", "username": user}); !r.Get("result.updated").Bool() {
+		t.Fatalf("propagate = %s", r.Raw)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -602,19 +478,22 @@ func TestAuditLogHoldsNoPassword(t *testing.T) {
 		t.Fatalf("a password reached the audit log:\n%s", b)
 	}
 	recs, bad, err := audit.Tail(bytes.NewReader(b), 0)
-	if err != nil || bad != 0 || len(recs) != 3 {
+	if err != nil || bad != 0 || len(recs) != 4 {
 		t.Fatalf("%d records (%d bad, %v):\n%s", len(recs), bad, err, b)
 	}
-	for i, want := range []struct{ kind, outcome, login string }{
-		{"change", "stored", user + "@127.0.0.1"},
-		{"sync", "verification_failed", user + "@127.0.0.1"},
-		{"socket-sync", "stored", user + "@localhost"},
+	for i, want := range []struct{ kind, outcome, account, login, accounts string }{
+		{"change", "stored", "account1", user + "@localhost", "account1 account2"},
+		{"sync", "verification_failed", "account2", user + "@localhost", "account1 account2"},
+		{"socket-sync", "stored", "account1", user + "@localhost", "account1 account2"},
+		// account2's login holds the password already: only account1's are written.
+		{"propagate", "stored", "account2", user + " at mailbox://localhost", "account1"},
 	} {
-		if r := recs[i]; r.Kind != want.kind || r.Outcome != want.outcome || r.Login != want.login || r.Account != "account1" {
+		if r := recs[i]; r.Kind != want.kind || r.Outcome != want.outcome || r.Login != want.login || r.Account != want.account ||
+			strings.Join(r.Accounts, " ") != want.accounts {
 			t.Fatalf("record %d = %+v, want %+v", i, r, want)
 		}
 	}
-	if strings.Contains(tb.logBuf.String(), "Canary") {
+	if strings.Contains(x.logBuf.String(), "Canary") {
 		t.Fatal("a password reached the host's log")
 	}
 }
@@ -627,16 +506,14 @@ func TestAuditFailureIsReported(t *testing.T) {
 	failing := func(audit.Record) error {
 		return &os.PathError{Op: "write", Path: "/state/credsync/audit.log", Err: errors.New("no space left on device")}
 	}
-	accounts := []any{listed("account1", "", onHost(ep("imap", sb.IMAPS, user), "localhost"), nil, true)}
-	tb := startThunderbird(t, &Host{Version: "test", Trust: trust, Audit: failing}, accounts)
-	tb.open()
-	acct := map[string]any{"id": "account1", "incoming": ep("imap", sb.IMAPS, user)}
+	x := startThunderbird(t, &Host{Version: "test", Trust: trust, Audit: failing}, acct("account1", "", srv("imap", sb.IMAPS, user), nil))
+	x.open()
 
-	r := tb.request(map[string]any{"id": "ok", "type": "sync", "account": acct, "password": pw})
+	r, _ := x.call(syncReqFor("ok", "account1", pw))
 	if r.Get("status").String() != "ok" || !r.Get("result.stored").Bool() || !r.Get("result.auditFailed").Bool() {
 		t.Fatalf("sync = %s", r.Raw)
 	}
-	r = tb.request(map[string]any{"id": "bad", "type": "sync", "account": acct, "password": pw + "x"})
+	r, _ = x.call(syncReqFor("bad", "account1", pw+"x"))
 	if r.Get("code").String() != "verification_failed" || !r.Get("auditFailed").Bool() {
 		t.Fatalf("failed sync = %s", r.Raw)
 	}
@@ -644,12 +521,12 @@ func TestAuditFailureIsReported(t *testing.T) {
 	if a := r.Get("result.accounts.0"); !a.Get("stored").Bool() || !a.Get("auditFailed").Bool() {
 		t.Fatalf("socket sync = %s", r.Raw)
 	}
-	logged := tb.logBuf.String()
+	logged := x.logBuf.String()
 	if strings.Count(logged, "could not write the audit log") != 3 || !strings.Contains(logged, "no space left on device") ||
 		strings.Contains(logged, pw) {
 		t.Fatalf("log:\n%s", logged)
 	}
-	if len(tb.storeRequests()) != 2 {
-		t.Fatalf("%d stores, want 2", len(tb.storeRequests()))
+	if len(x.storeRequests()) != 2 {
+		t.Fatalf("%d stores, want 2", len(x.storeRequests()))
 	}
 }
