@@ -45,13 +45,9 @@ xpi:
 # The README's test command, and all that .ci/run calls.
 test: lint test-js test-unit test-fuzz cross test-integration test-e2e test-e2e-stack test-dist
 
-# Every package, then the patched zxcvbn-go copy's lazy loading and upstream's
-# package tests (not its root package's: the fuzz seed alone takes 85 s, and
-# TestPasswordStrength cannot fail).
+# Every package, scripts/own-code-check's planted-copy test included.
 test-unit:
 	$(GO) test -race -count=1 ./...
-	cd internal/third_party/zxcvbn-go && $(GO) test -race -count=1 -run 'TestLoadedOnFirstUse' . && \
-		$(GO) test -race -count=1 ./adjacency ./entropy ./matching ./utils/...
 
 # Real Thunderbird ESR 153 and 140, headless, driven over Marionette.
 test-e2e: thunderbird
@@ -63,13 +59,15 @@ thunderbird:
 
 lint: lint-go lint-js
 
+# The last line keeps other projects' code out of the tree: libraries come
+# in through go.mod and package-lock.json, never as copies.
 lint-go:
 	@out="$$(gofmt -l cmd internal scripts)"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags 'e2e integration' ./...
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags 'e2e integration' ./...
-	scripts/third-party check
+	$(GO) run ./scripts/own-code-check
 
 lint-js:
 	npm ci --prefix scripts/eslint --no-audit --no-fund --loglevel=error

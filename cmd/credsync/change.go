@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/credsync/credsync/internal/code"
 	"github.com/credsync/credsync/internal/endpoint"
 	"github.com/credsync/credsync/internal/flow"
 	"github.com/credsync/credsync/internal/policy"
@@ -26,7 +27,7 @@ const exitChangedUnverified = 5
 
 const changeUsage = `Usage: credsync change --incoming URL --outgoing URL --backend NAME [--backend-url URL]
                        [--password-stdin] [--ca-file FILE] [--timeout DURATION]
-                       [--min-strength N] [--breach-check [--breach-url URL]]
+                       [--breach-check [--breach-url URL]]
 
 Changes the mail password at the provider with the back-end NAME ("credsync
 backends" lists them), then logs in once to each server with the new
@@ -36,14 +37,15 @@ password, and prints each step:
   changing: ok
   checking_incoming: ok
   checking_outgoing: ok
-  strength: 3 of 4; breach check: off
+  breach check: off
   done: the new password is changed and verified
 
 Nothing is sent before the new password passes the rules: the universal
 ones, the back-end's (Aruba PEC: 8-256 characters, upper and lower case, a
-digit, one of !#$%&()*+,./-:;=?[]_{|}\@), and the optional --min-strength
-(zxcvbn score 0-4) and --breach-check (asks the Pwned Passwords range API
-with the first 5 hex digits of the password's SHA-1, nothing more).
+digit, one of !#$%&()*+,./-:;=?[]_{|}\@), and the optional --breach-check
+(asks the Pwned Passwords range API with the first 5 hex digits of the
+password's SHA-1, nothing more). credsync does not estimate the password's
+strength: the extension's popup does, as it is typed.
 Nothing is ever retried. Thunderbird is not updated: afterwards, use the
 credsync extension's "I already changed it", or "credsync sync" while
 Thunderbird runs.
@@ -73,7 +75,6 @@ func runChange(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		60*time.Second, "give up on the provider, and on each server, after this `DURATION`")
 	backendName := flags.String("backend", "", "the back-end `NAME` that changes the password (see \"credsync backends\")")
 	backendURL := flags.String("backend-url", "", "the back-end's `URL`, when it needs one or is not the default")
-	minStrength := flags.Int("min-strength", 0, "refuse new passwords whose strength score (0-4) is below `N`")
 	breachCheck := flags.Bool("breach-check", false, "refuse new passwords found in known breaches (asks the range API with 5 hex digits of the SHA-1)")
 	breachURL := flags.String("breach-url", policy.DefaultBreachURL, "the range API's base `URL`")
 	if err := flags.Parse(args); err != nil {
@@ -86,9 +87,6 @@ func runChange(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	in, out, trust, err := servers.parse(flags)
 	if err != nil {
 		return fail("%v", err)
-	}
-	if *minStrength < 0 || *minStrength > policy.MaxScore {
-		return fail("--min-strength must be 0-4")
 	}
 	backend, known := provider.Lookup(*backendName)
 	if !known {
@@ -112,7 +110,7 @@ func runChange(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 	}
 
-	engine := &flow.Engine{Trust: trust, VerifyTimeout: *servers.timeout, Policy: policy.Options{MinStrength: *minStrength}}
+	engine := &flow.Engine{Trust: trust, VerifyTimeout: *servers.timeout}
 	if *breachCheck {
 		engine.Policy.Breach = &policy.Breach{BaseURL: *breachURL, Client: &http.Client{
 			Timeout:   *servers.timeout,
@@ -129,7 +127,7 @@ func runChange(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		mu.Unlock()
 	}
 	res, err := engine.Change(ctx, flow.Change{
-		Account:    flow.Account{ID: "command-line", Incoming: in, Outgoing: out},
+		Account:    &flow.Account{ID: "command-line", Incoming: server(in), Outgoing: server(out)},
 		Backend:    timedBackend{Backend: backend, timeout: *servers.timeout},
 		BackendURL: *backendURL,
 		Current:    passwords[0],
@@ -141,10 +139,7 @@ func runChange(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 // reportChange prints the flow's outcome and returns the exit status.
 func reportChange(stdout io.Writer, res flow.Result, err error) int {
 	if res.Policy.Breach != "" {
-		line := fmt.Sprintf("strength: %d of %d; breach check: %s", res.Policy.Strength, policy.MaxScore, strings.ReplaceAll(res.Policy.Breach, "_", " "))
-		if res.Policy.Strength < 0 {
-			line = "strength: not estimated; breach check: " + strings.ReplaceAll(res.Policy.Breach, "_", " ")
-		}
+		line := "breach check: " + strings.ReplaceAll(res.Policy.Breach, "_", " ")
 		if res.Policy.BreachError != "" {
 			line += " (" + printable(res.Policy.BreachError) + ")"
 		}
@@ -164,20 +159,27 @@ func reportChange(stdout io.Writer, res flow.Result, err error) int {
 		line += " (" + fe.Rule + ")"
 	}
 	fmt.Fprintln(stdout, line+": "+printable(fe.Message))
-	if fe.Incoming != nil && fe.Incoming.Outcome != "" {
-		fmt.Fprintf(stdout, "incoming: %s%s\n", fe.Incoming.Outcome, detailSuffix(fe.Incoming.Detail))
-	}
-	if fe.Outgoing != nil && fe.Outgoing.Outcome != "" {
-		fmt.Fprintf(stdout, "outgoing: %s%s\n", fe.Outgoing.Outcome, detailSuffix(fe.Outgoing.Detail))
+	for _, s := range fe.Servers {
+		if s.Result.Outcome != "" {
+			fmt.Fprintf(stdout, "%s: %s%s\n", s.Side, s.Result.Outcome, detailSuffix(s.Result.Detail))
+		}
 	}
 	switch {
-	case fe.Code == flow.PolicyViolation:
+	case fe.Code == code.PolicyViolation:
 		return exitUsage
-	case fe.Changed || fe.Code == flow.OutcomeUnknown:
+	case fe.Changed || fe.Code == code.OutcomeUnknown:
 		fmt.Fprintln(stdout, "the provider has, or may have, the new password: do not run this again; check it with \"credsync verify\"")
 		return exitChangedUnverified
 	}
 	return exitFailed
+}
+
+// server is a command-line server: no saved login to compare.
+func server(ep *endpoint.Endpoint) *flow.Server {
+	if ep == nil {
+		return nil
+	}
+	return &flow.Server{Endpoint: *ep, Origin: "command-line://" + ep.Host}
 }
 
 func detailSuffix(detail string) string {

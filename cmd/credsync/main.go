@@ -38,7 +38,7 @@ const usage = `credsync changes a mail password once and makes every Thunderbird
 Usage:
   credsync verify --incoming URL --outgoing URL [--password-stdin] [--ca-file FILE] [--timeout DURATION]
   credsync change --incoming URL --outgoing URL --backend NAME [--backend-url URL] [--password-stdin]
-                  [--ca-file FILE] [--timeout DURATION] [--min-strength N] [--breach-check [--breach-url URL]]
+                  [--ca-file FILE] [--timeout DURATION] [--breach-check [--breach-url URL]]
   credsync backends [--json]
   credsync sync --account USER@HOST [--password-stdin]
   credsync log [-n N]
@@ -52,9 +52,6 @@ itself, as "credsync MANIFEST EXTENSION-ID", to serve the credsync extension.
 `
 
 func main() {
-	if launchedByThunderbird(os.Args[1:]) {
-		sizeHostRuntime(os.Getenv)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, terminalSecret)
 	stop()
@@ -117,7 +114,7 @@ func serveHost(ctx context.Context, manifestPath, extensionID string, stdin io.R
 	// flow ends and writes its audit record.
 	signal.Ignore(syscall.SIGPIPE)
 	host := &protocol.Host{Version: version, Trust: verify.Trust{}, Log: logger,
-		Listen: localsock.Listen, Audit: (&audit.Log{}).Write, BeforeChange: liftMemoryLimit}
+		Listen: localsock.Listen, Audit: (&audit.Log{}).Write}
 	// Thunderbird closes stdin to stop the host, then signals it; on a
 	// signal, closing stdin ends the read loop the same way.
 	if c, ok := stdin.(io.Closer); ok {

@@ -195,12 +195,9 @@ func readReply(r *wire.Reader, id string) (gjson.Result, error) {
 // failedSides describes the servers that did not accept the password.
 func failedSides(a gjson.Result) string {
 	var parts []string
-	for _, name := range []string{"incoming", "outgoing"} {
-		s := a.Get(name)
-		if !s.Exists() || s.Get("outcome").String() == "ok" {
-			continue
-		}
-		part := name + ": " + printable(s.Get("outcome").String())
+	for _, s := range a.Get("servers").Array() {
+		part := printable(s.Get("side").String()) + " " + printable(s.Get("username").String()) + "@" +
+			printable(s.Get("host").String()) + ": " + printable(s.Get("outcome").String())
 		if d := s.Get("detail").String(); d != "" {
 			part += ": " + printable(d)
 		}

@@ -22,6 +22,7 @@ const (
 	KindChange     = "change"      // change at the provider
 	KindSync       = "sync"        // "I already changed it", from the extension
 	KindSocketSync = "socket-sync" // `credsync sync`, through the local socket
+	KindPropagate  = "propagate"   // a password Thunderbird saved, followed
 )
 
 // Outcomes other than an error code (PROTOCOL.md).
@@ -54,6 +55,9 @@ type Record struct {
 	Outcome string `json:"outcome"`
 	// Changed: the provider has the new password.
 	Changed bool `json:"changed"`
+	// Accounts are the keys of every account whose logins the flow was to
+	// write (the one transaction covers them all).
+	Accounts []string `json:"accounts,omitempty"`
 }
 
 // maxLine bounds one record, to keep every append a single small write.

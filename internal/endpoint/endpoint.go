@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -53,15 +54,20 @@ const (
 	AuthOAuth2            AuthMethod = 10
 )
 
-// UsesPassword reports whether credsync can verify this method with a
-// password it sends itself. OAuth2, GSSAPI, NTLM and client certificates
-// have no password for credsync to sync.
+// passwordMethods are the methods credsync can verify with a password it
+// sends itself. OAuth2, GSSAPI, NTLM and client certificates have no
+// password for credsync to sync.
+var passwordMethods = []AuthMethod{AuthUnset, AuthOld, AuthPasswordCleartext, AuthAnything}
+
+// UsesPassword reports whether m is one of PasswordMethods.
 func (m AuthMethod) UsesPassword() bool {
-	switch m {
-	case AuthUnset, AuthOld, AuthPasswordCleartext, AuthAnything:
-		return true
-	}
-	return false
+	return slices.Contains(passwordMethods, m)
+}
+
+// PasswordMethods lists the methods a password verifies (hello tells the
+// extension).
+func PasswordMethods() []AuthMethod {
+	return slices.Clone(passwordMethods)
 }
 
 // Endpoint is one server of an account.

@@ -11,9 +11,33 @@ import (
 
 // Kinds of the flows this package runs.
 const (
-	kindChange = audit.KindChange
-	kindSync   = audit.KindSync
+	kindChange    = audit.KindChange
+	kindSync      = audit.KindSync
+	kindPropagate = audit.KindPropagate
 )
+
+// auditSubject is what a transaction is about, filled in as it learns it.
+type auditSubject struct {
+	account  string
+	login    string
+	accounts []string
+}
+
+// describe names the account the transaction is about and its login.
+func (s *auditSubject) describe(a Account) {
+	s.account = a.ID
+	if m := mainServer(a); m != nil && s.login == "" {
+		s.login = m.Username + "@" + m.Host
+	}
+}
+
+// touched records the accounts the transaction writes.
+func (s *auditSubject) touched(p plan) {
+	s.accounts = s.accounts[:0]
+	for _, a := range p.accounts {
+		s.accounts = append(s.accounts, a.ID)
+	}
+}
 
 // AuditFunc receives one record per flow that Engine ran, refused ones
 // included, as the flow returns. An error marks Result.AuditFailed; the
@@ -23,8 +47,8 @@ type AuditFunc func(ctx context.Context, r audit.Record) error
 // audit makes *progress also record each step's last state, and returns
 // what the flow defers to write its record:
 //
-//	defer e.audit(ctx, kindSync, acct, &progress)(&result, &err)
-func (e *Engine) audit(ctx context.Context, kind string, acct Account, progress *Progress) func(*Result, *error) {
+//	defer e.audit(ctx, kindSync, subject, &progress)(&result, &err)
+func (e *Engine) audit(ctx context.Context, kind string, subject *auditSubject, progress *Progress) func(*Result, *error) {
 	if e.Audit == nil {
 		return func(*Result, *error) {}
 	}
@@ -37,14 +61,18 @@ func (e *Engine) audit(ctx context.Context, kind string, acct Account, progress 
 		}
 	}
 	return func(result *Result, err *error) {
+		if kind == kindPropagate && *err == nil && len(subject.accounts) == 0 {
+			return // nothing needed following: not a flow worth a record
+		}
 		rec := audit.Record{
-			Time:    time.Now(),
-			Kind:    kind,
-			Account: acct.ID,
-			Login:   acct.login(),
-			Steps:   steps.list(),
-			Outcome: audit.OutcomeStored,
-			Changed: result.Changed,
+			Time:     time.Now(),
+			Kind:     kind,
+			Account:  subject.account,
+			Login:    subject.login,
+			Accounts: subject.accounts,
+			Steps:    steps.list(),
+			Outcome:  audit.OutcomeStored,
+			Changed:  result.Changed,
 		}
 		var fe *Error
 		switch {
@@ -62,15 +90,6 @@ func (e *Engine) audit(ctx context.Context, kind string, acct Account, progress 
 			result.AuditFailed = true
 		}
 	}
-}
-
-// login is username@host of the server whose login the flow is about.
-func (a Account) login() string {
-	if a.Incoming == nil && a.Outgoing == nil {
-		return ""
-	}
-	ep := a.endpointForBackend()
-	return ep.Username + "@" + ep.Host
 }
 
 // stepLog keeps each step's last state, in the order the steps started.

@@ -4,44 +4,68 @@ import (
 	"context"
 	"errors"
 
-	"github.com/credsync/credsync/internal/endpoint"
+	"github.com/credsync/credsync/internal/code"
 	"github.com/credsync/credsync/internal/policy"
 	"github.com/credsync/credsync/internal/provider"
-	"github.com/credsync/credsync/internal/verify"
 )
 
 // Change is a password change requested by the user.
 type Change struct {
-	Account    Account
+	// AccountID is the Thunderbird account whose password changes.
+	AccountID string
+	// Account names the servers itself when the engine has no Thunderbird
+	// (the command line); AccountID is then ignored.
+	Account    *Account
 	Backend    provider.Backend
 	BackendURL string
 	Current    string
 	New        string
 }
 
-// Change runs policy check → change at the provider → verify both servers
-// → store in Thunderbird. On any error Thunderbird's logins are as before;
-// the error says whether the provider has the new password. Without a
-// Store (Engine.Store nil) it ends after verification: Changed, not Stored.
+// Change runs: the accounts → the logins the password belongs to → policy
+// → change at the provider → one login to each distinct server → one
+// store of every login. On any error Thunderbird's logins are as before
+// (or the error's Logins say otherwise); Changed says whether the provider
+// has the new password.
 func (e *Engine) Change(ctx context.Context, c Change, progress Progress) (result Result, err error) {
-	defer e.audit(ctx, kindChange, c.Account, &progress)(&result, &err)
+	subject := &auditSubject{account: c.AccountID}
+	defer e.audit(ctx, kindChange, subject, &progress)(&result, &err)
 	var report policy.Report
 	defer func() { result.Policy = report }()
-	unlock, err := e.lock(c.Account.ID)
+
+	salt, accounts := "", []Account(nil)
+	if c.Account != nil {
+		accounts = []Account{*c.Account}
+		c.AccountID = c.Account.ID
+	} else if salt, accounts, err = e.facts(ctx); err != nil {
+		return Result{}, err
+	}
+	i, err := findAccount(accounts, c.AccountID)
+	if err != nil {
+		return Result{}, err
+	}
+	subject.describe(accounts[i])
+	seeds, err := passwordSeeds(accounts, i)
+	if err != nil {
+		return Result{}, err
+	}
+	p, err := makePlan(accounts, seeds, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	subject.touched(p)
+	unlock, err := e.lock(p.logins())
 	if err != nil {
 		return Result{}, err
 	}
 	defer unlock()
 
 	progress(StepPolicy, Running)
-	if err := checkAccount(c.Account); err != nil {
-		progress(StepPolicy, Failed)
-		return Result{}, err
-	}
 	if c.Current == "" && c.Backend.Info().NeedsCurrent {
 		progress(StepPolicy, Failed)
-		return Result{}, &Error{Code: PolicyViolation, Rule: "current_required", Message: "the current password is required"}
+		return Result{}, &Error{Code: code.PolicyViolation, Rule: "current_required", Message: "the current password is required"}
 	}
+	main := mainServer(accounts[i])
 	report, perr := e.checkChange(ctx, c)
 	if perr != nil {
 		progress(StepPolicy, Failed)
@@ -51,90 +75,46 @@ func (e *Engine) Change(ctx context.Context, c Change, progress Progress) (resul
 
 	progress(StepChanging, Running)
 	err = c.Backend.Change(ctx, provider.Request{
-		Username: c.Account.username(),
+		Username: main.Username,
 		Current:  c.Current,
 		New:      c.New,
 		URL:      c.BackendURL,
-		Incoming: c.Account.endpointForBackend(),
+		Incoming: main.Endpoint,
 		Roots:    e.Trust.Roots,
 	})
-	if err != nil {
-		progress(StepChanging, Failed)
-		if provider.KindOf(err) != provider.OutcomeUnknown {
-			fe := &Error{Code: Code(provider.KindOf(err)), Message: err.Error()}
-			if pe := (*provider.Error)(nil); errors.As(err, &pe) {
-				fe.Rule = pe.Rule // the rule a refusing provider named
-			}
-			return Result{}, fe
-		}
-		// The provider may have applied the change: one login with the new
-		// password tells, and is the only retry-free way to know.
-		in, out := e.verifyBoth(ctx, c.Account, c.New, progress)
-		switch {
-		case anyOK(in, out):
-			progress(StepChanging, OK)
-		case rejected(in, out):
-			return Result{}, &Error{Code: NotChanged, Incoming: in, Outgoing: out,
-				Message: "the provider's answer was lost and the new password does not log in: the password was not changed; the current one still applies"}
-		default:
-			return Result{}, &Error{Code: OutcomeUnknown, Incoming: in, Outgoing: out,
-				Message: "the provider's answer was lost and the servers could not be asked; Thunderbird keeps the current password. Try logging in to the webmail with the new password: if it works, use \"I already changed it\""}
-		}
-		return e.finish(ctx, c.Account, c.New, in, out, progress)
+	if err == nil {
+		progress(StepChanging, OK)
+		return e.checkAndStore(ctx, salt, p, c.New, false, true, progress)
 	}
-	progress(StepChanging, OK)
-
-	in, out := e.verifyBoth(ctx, c.Account, c.New, progress)
-	return e.finish(ctx, c.Account, c.New, in, out, progress)
+	progress(StepChanging, Failed)
+	if provider.KindOf(err) != provider.OutcomeUnknown {
+		fe := &Error{Code: provider.KindOf(err), Message: err.Error(), Accounts: p.accounts}
+		if pe := (*provider.Error)(nil); errors.As(err, &pe) {
+			fe.Rule = pe.Rule // the rule a refusing provider named
+		}
+		return Result{}, fe
+	}
+	// The provider may have applied the change: one login per server with
+	// the new password tells, and is the only retry-free way to know.
+	e.check(ctx, p.servers, c.New, progress)
+	switch {
+	case anyOK(p.servers):
+		progress(StepChanging, OK)
+		return e.checkAndStore(ctx, salt, p, c.New, true, true, progress)
+	case anyRefused(p.servers):
+		return Result{}, &Error{Code: code.NotChanged, Accounts: p.accounts, Servers: p.servers,
+			Message: "the provider's answer was lost and the new password does not log in: the password was not changed; the current one still applies"}
+	default:
+		return Result{}, &Error{Code: code.OutcomeUnknown, Accounts: p.accounts, Servers: p.servers,
+			Message: "the provider's answer was lost and the servers could not be asked; Thunderbird keeps the current password. Try logging in to the webmail with the new password: if it works, use \"I already changed it\""}
+	}
 }
 
-// finish stores a changed password once both servers accepted it.
-func (e *Engine) finish(ctx context.Context, acct Account, password string, in, out *verify.Result, progress Progress) (Result, error) {
-	if !allOK(in, out) {
-		return Result{Changed: true, Incoming: in, Outgoing: out}, &Error{
-			Code: VerificationFailed, Changed: true, Incoming: in, Outgoing: out,
-			Message: "the provider accepted the new password but a server did not; Thunderbird keeps the old password",
-		}
-	}
-	if e.Store == nil { // the command line: verified is the end
-		return Result{Changed: true, Incoming: in, Outgoing: out}, nil
-	}
-	if err := e.store(ctx, acct, password, progress); err != nil {
-		err.Changed = true
-		return Result{Changed: true, Incoming: in, Outgoing: out}, err
-	}
-	return Result{Changed: true, Stored: true, Incoming: in, Outgoing: out}, nil
-}
-
-// anyOK: some server accepted the password, so the provider has it.
-func anyOK(results ...*verify.Result) bool {
-	for _, r := range results {
-		if r != nil && r.Outcome == verify.OK {
-			return true
-		}
-	}
-	return false
-}
-
-// rejected: some server answered and refused the password.
-func rejected(results ...*verify.Result) bool {
-	for _, r := range results {
-		if r != nil && r.Outcome == verify.AuthFailed {
-			return true
-		}
-	}
-	return false
-}
-
-func (a Account) username() string {
-	return a.endpointForBackend().Username
-}
-
-// endpointForBackend is the server whose login the provider changes: the
-// incoming one, or the outgoing one for an account without incoming server.
-func (a Account) endpointForBackend() endpoint.Endpoint {
+// mainServer is the server whose login the provider changes: the incoming
+// one, or the outgoing one of an account without incoming server.
+func mainServer(a Account) *Server {
 	if a.Incoming != nil {
-		return *a.Incoming
+		return a.Incoming
 	}
-	return *a.Outgoing
+	return a.Outgoing
 }

@@ -1,27 +1,55 @@
-// Package flow runs credsync's transactions: check the new password, change
-// it at the provider, verify it on both servers, then have Thunderbird store
-// it. Thunderbird's logins change only after the new password is verified.
+// Package flow runs credsync's transactions: a password change, "I already
+// changed it" and the propagation of a password Thunderbird saved. Each is
+// one transaction over every login the password belongs to (logins.go):
+// check → change at the provider → log in once to each distinct server →
+// one store of every login, all or none. Thunderbird's logins change only
+// after the new password is verified.
 package flow
 
 import (
 	"context"
-	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/credsync/credsync/internal/code"
 	"github.com/credsync/credsync/internal/endpoint"
 	"github.com/credsync/credsync/internal/policy"
 	"github.com/credsync/credsync/internal/verify"
 )
 
-// Account is one Thunderbird account as the extension reports it.
+// Account is one Thunderbird account as the extension lists it
+// (PROTOCOL.md, "accounts"): facts, no decisions.
 type Account struct {
 	ID       string
-	Incoming *endpoint.Endpoint
-	Outgoing *endpoint.Endpoint
+	Name     string
+	Incoming *Server
+	Outgoing *Server
 }
 
-// Side names one of an account's two logins.
+// Server is one server of an account and the login Thunderbird keeps for it.
+type Server struct {
+	endpoint.Endpoint
+	// Origin is where the login manager keeps the server's login
+	// (imap://host, mailbox://host, smtp://host).
+	Origin string
+	// Saved is what the login manager holds for Origin and Username.
+	Saved Saved
+	// Problem says why the listed server cannot be used; "" when it can.
+	// Its Host and Username are still those listed, for matching.
+	Problem string
+}
+
+// Saved is what the extension reported of a saved login.
+type Saved struct {
+	// Known is false when the login store was locked (primary password).
+	Known bool
+	// Exists: a login is saved; Fingerprint is its password's (fingerprint.go).
+	Exists      bool
+	Fingerprint string
+}
+
+// Side names one of an account's two servers.
 type Side string
 
 const (
@@ -29,7 +57,51 @@ const (
 	Outgoing Side = "outgoing"
 )
 
-// Step and State are reported through Progress as a flow runs.
+// Login is one saved login of Thunderbird's login manager.
+type Login struct {
+	Origin   string
+	Username string
+}
+
+// key compares logins as the login manager does: origin without case.
+func (l Login) key() string { return strings.ToLower(l.Origin) + "\n" + l.Username }
+
+// Write is one login the store request writes: its new password, and what
+// the login must hold now (compare-and-swap; Known false: no comparison).
+type Write struct {
+	Login
+	Password string
+	Expect   Saved
+}
+
+// LoginState is what the store did to one login.
+type LoginState string
+
+const (
+	Stored    LoginState = "stored"
+	Unchanged LoginState = "unchanged"
+	Restored  LoginState = "restored"
+	Unknown   LoginState = "unknown"
+)
+
+// Written is one login's state after a store request.
+type Written struct {
+	Login
+	State LoginState
+}
+
+// Thunderbird is the extension, as the transactions need it.
+type Thunderbird interface {
+	// Accounts lists the accounts; saved logins are fingerprinted with salt.
+	Accounts(ctx context.Context, salt string) ([]Account, error)
+	// ReadLogin returns the password saved for one login.
+	ReadLogin(ctx context.Context, l Login) (string, error)
+	// Store writes every login or none. A refusal it can name is a
+	// *StoreError; any other error leaves the outcome unknown.
+	Store(ctx context.Context, salt string, writes []Write) ([]Written, error)
+}
+
+// Step and State are reported through Progress as a transaction runs.
 type (
 	Step  string
 	State string
@@ -50,127 +122,105 @@ const (
 // Progress receives each step's state changes. It must not block for long.
 type Progress func(Step, State)
 
-// Storer writes the verified password into Thunderbird's saved logins for
-// the given sides of an account: all of them or none. A failure it can name
-// is a *StoreError.
-type Storer interface {
-	Store(ctx context.Context, accountID string, sides []Side, password string) error
-}
-
-// Engine runs flows, one at a time per account.
+// Engine runs transactions; two never write the same login at once.
 type Engine struct {
 	Trust verify.Trust
-	// Store writes verified passwords into Thunderbird. It may be nil (the
-	// command line has no Thunderbird): Change then ends once both servers
-	// accepted the new password, with Changed true, Stored false and no
-	// error; Sync, which exists only to store, fails with StoreFailed.
-	Store Storer
+	// Thunderbird lists the accounts and stores the logins. Nil for the
+	// command line's change, which names its servers itself and ends once
+	// they accepted the new password.
+	Thunderbird Thunderbird
 	// VerifyTimeout bounds each verification login (default 30 s).
 	VerifyTimeout time.Duration
-	// Policy adds optional checks before a change (minimum strength, breach
-	// check); the zero value adds none and uses no network.
+	// Policy adds the optional breach check before a change; the zero value
+	// adds none and uses no network.
 	Policy policy.Options
-	// Audit, when set, records every flow (audit.go).
+	// Audit, when set, records every transaction (audit.go).
 	Audit AuditFunc
 
 	mu      sync.Mutex
 	running map[string]bool
 }
 
-// Result is a completed flow.
+// Touched is an account whose logins a transaction writes.
+type Touched struct {
+	ID    string
+	Name  string
+	Sides []Side
+}
+
+// Checked is one server logged in to, and what it said.
+type Checked struct {
+	Side   Side
+	Server endpoint.Endpoint
+	Result verify.Result
+}
+
+// Result is what a transaction did.
 type Result struct {
-	Changed  bool
-	Stored   bool
-	Incoming *verify.Result
-	Outgoing *verify.Result
-	// Policy is what the policy step learnt of the new password (Change only).
+	// Changed: the provider has the new password (change only).
+	Changed bool
+	// Stored: every login to write holds the password.
+	Stored bool
+	// Updated: a propagation wrote something (it may find nothing to do).
+	Updated  bool
+	Accounts []Touched
+	Logins   []Written
+	Servers  []Checked
+	// Skipped are accounts a sync named that sign in without a password.
+	Skipped []Touched
+	// Policy is what the policy step learnt of the new password (change).
 	Policy policy.Report
-	// AuditFailed: the flow's audit record could not be written. Also set
-	// when the flow returns an error.
+	// AuditFailed: the audit record could not be written.
 	AuditFailed bool
 }
 
-// lock marks accountID busy, or fails when a flow for it already runs.
-func (e *Engine) lock(accountID string) (unlock func(), err error) {
+// Error is a transaction that ended without storing. Message is for people
+// and logs and never contains a password. The Result members say what is
+// known of the accounts, logins and servers.
+type Error struct {
+	Code    code.Code
+	Message string
+	// Changed: the provider has the new password (Thunderbird does not).
+	Changed bool
+	// Rule names the broken rule of a PolicyViolation (or of a refusal).
+	Rule     string
+	Accounts []Touched
+	Logins   []Written
+	Servers  []Checked
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// StoreError is the extension's refusal to store, with its code
+// (StoreFailed, StoreCancelled, StoreConflict) and each login's state.
+type StoreError struct {
+	Code    code.Code
+	Message string
+	Logins  []Written
+}
+
+func (e *StoreError) Error() string { return string(e.Code) + ": " + e.Message }
+
+// lock marks logins busy, or fails when a transaction already holds one.
+func (e *Engine) lock(logins []Login) (unlock func(), err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.running[accountID] {
-		return nil, &Error{Code: Busy, Message: "a password flow for this account is already running; wait for it to finish"}
+	for _, l := range logins {
+		if e.running[l.key()] {
+			return nil, &Error{Code: code.Busy, Message: "a password change for one of these logins is already running; wait for it to finish"}
+		}
 	}
 	if e.running == nil {
 		e.running = map[string]bool{}
 	}
-	e.running[accountID] = true
+	for _, l := range logins {
+		e.running[l.key()] = true
+	}
 	return func() {
 		e.mu.Lock()
-		delete(e.running, accountID)
+		for _, l := range logins {
+			delete(e.running, l.key())
+		}
 		e.mu.Unlock()
 	}, nil
-}
-
-// verifyBoth logs in once to each server of the account, in parallel,
-// reporting each side's progress.
-func (e *Engine) verifyBoth(ctx context.Context, acct Account, password string, progress Progress) (in, out *verify.Result) {
-	timeout := e.VerifyTimeout
-	if timeout == 0 {
-		timeout = 30 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var wg sync.WaitGroup
-	run := func(ep *endpoint.Endpoint, step Step, dst **verify.Result) {
-		if ep == nil {
-			return
-		}
-		progress(step, Running)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := verify.Login(ctx, *ep, password, e.Trust)
-			*dst = &r
-			if r.Outcome == verify.OK {
-				progress(step, OK)
-			} else {
-				progress(step, Failed)
-			}
-		}()
-	}
-	run(acct.Incoming, StepCheckingIncoming, &in)
-	run(acct.Outgoing, StepCheckingOutgoing, &out)
-	wg.Wait()
-	return in, out
-}
-
-func allOK(results ...*verify.Result) bool {
-	for _, r := range results {
-		if r != nil && r.Outcome != verify.OK {
-			return false
-		}
-	}
-	return true
-}
-
-// store asks Thunderbird to save the verified password for every side the
-// account has.
-func (e *Engine) store(ctx context.Context, acct Account, password string, progress Progress) *Error {
-	var sides []Side
-	if acct.Incoming != nil {
-		sides = append(sides, Incoming)
-	}
-	if acct.Outgoing != nil {
-		sides = append(sides, Outgoing)
-	}
-	if e.Store == nil {
-		return &Error{Code: StoreFailed, Message: "this credsync has no Thunderbird to store the password in"}
-	}
-	progress(StepSaving, Running)
-	if err := e.Store.Store(ctx, acct.ID, sides, password); err != nil {
-		progress(StepSaving, Failed)
-		if se, ok := err.(*StoreError); ok {
-			return &Error{Code: se.Code, Message: se.Message}
-		}
-		return &Error{Code: StoreUnconfirmed, Message: fmt.Sprintf("Thunderbird did not confirm the new logins (%v); they hold either the old or the new password: run \"I already changed it\" with the new password", err)}
-	}
-	progress(StepSaving, OK)
-	return nil
 }

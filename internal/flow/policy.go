@@ -3,7 +3,7 @@ package flow
 import (
 	"context"
 
-	"github.com/credsync/credsync/internal/endpoint"
+	"github.com/credsync/credsync/internal/code"
 	"github.com/credsync/credsync/internal/policy"
 )
 
@@ -23,36 +23,15 @@ func checkNew(current, next string) (rule, message string) {
 // checkChange is a change's policy step: the universal rules, "differs from
 // the current password", the back-end's published rules
 // (provider.Info.Rules), all without the network; then the engine's
-// optional checks (e.Policy): the strength estimate, fed with the user
-// name, the server's name and the current password, and last the breach
-// check, the only one that may use the network. The report holds the
-// strength and the breach check's outcome.
+// optional breach check (e.Policy), the only one that may use the network.
+// The report holds the breach check's outcome.
 func (e *Engine) checkChange(ctx context.Context, c Change) (policy.Report, *Error) {
 	if v := policy.Check(c.Current, c.New, c.Backend.Info().Rules); v != nil {
-		return policy.Report{}, &Error{Code: PolicyViolation, Rule: v.Rule, Message: v.Message}
+		return policy.Report{}, &Error{Code: code.PolicyViolation, Rule: v.Rule, Message: v.Message}
 	}
-	ep := c.Account.endpointForBackend()
-	inputs := policy.UserInputs(ep.Username, ep.Host)
-	if c.Current != "" {
-		inputs = append(inputs, c.Current)
-	}
-	report, v := e.Policy.Evaluate(ctx, c.New, inputs)
+	report, v := e.Policy.Evaluate(ctx, c.New)
 	if v != nil {
-		return report, &Error{Code: PolicyViolation, Rule: v.Rule, Message: v.Message}
+		return report, &Error{Code: code.PolicyViolation, Rule: v.Rule, Message: v.Message}
 	}
 	return report, nil
-}
-
-// checkAccount refuses accounts with no server or whose logins are not
-// passwords (OAuth2, GSSAPI, NTLM, certificates).
-func checkAccount(acct Account) *Error {
-	if acct.Incoming == nil && acct.Outgoing == nil {
-		return &Error{Code: NotPasswordAccount, Message: "the account has no server to update"}
-	}
-	for _, ep := range []*endpoint.Endpoint{acct.Incoming, acct.Outgoing} {
-		if ep != nil && !ep.AuthMethod.UsesPassword() {
-			return &Error{Code: NotPasswordAccount, Message: ep.String() + " signs in without a password (OAuth2, Kerberos, NTLM or a certificate); credsync has nothing to update"}
-		}
-	}
-	return nil
 }

@@ -114,22 +114,15 @@ func TestChangeWithoutStore(t *testing.T) {
 	}
 }
 
-func TestChangeStrength(t *testing.T) {
+// The host does not estimate strength (the popup does): a guessable new
+// password that breaks no rule is changed, and the report holds no more
+// than the breach check's outcome.
+func TestChangeDoesNotEstimateStrength(t *testing.T) {
 	f := newFixture(t)
-	f.eng.Policy.MinStrength = 3
 	b := &fakeBackend{sb: f.sb, apply: true}
-	res, err := f.change(b, oldPassword, "alice2026")
-	if err == nil || err.Code != PolicyViolation || err.Rule != "too_weak" || b.calls != 0 || res.Policy.Strength >= 3 {
-		t.Fatalf("Change(weak) = %+v, %+v", res, err)
-	}
-	// The current password counts as a known word: a small variation of it is weak.
-	res, err = f.change(b, oldPassword, oldPassword+"2")
-	if err == nil || err.Rule != "too_weak" {
-		t.Fatalf("Change(current+2) = %+v, %+v (strength %d)", res, err, res.Policy.Strength)
-	}
-	res, err = f.change(b, oldPassword, "vQ8#mT2!zL6@pR4-kW")
-	if err != nil || res.Policy.Strength != 4 || res.Policy.Breach != policy.BreachOff {
-		t.Fatalf("Change(strong) = %+v, %+v", res, err)
+	res, err := f.change(b, oldPassword, oldPassword+"2")
+	if err != nil || b.calls != 1 || res.Policy != (policy.Report{Breach: policy.BreachOff}) {
+		t.Fatalf("Change(current+2) = %+v, %+v with %d back-end calls", res, err, b.calls)
 	}
 }
 

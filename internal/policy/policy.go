@@ -2,8 +2,8 @@
 // the rules every password obeys (not empty, at most MaxBytes, valid UTF-8,
 // no NUL/CR/LF), the confirmation typed twice, "differs from the current
 // one", and the rules of the provider's back-end (Rules). Options adds the
-// optional checks: a strength estimate with a minimum score, and a breach
-// check through the k-anonymity range API (Breach), off by default.
+// optional breach check through the k-anonymity range API (Breach), off by
+// default. The host does not estimate strength; the popup does.
 //
 // Every refusal is a *Violation whose Rule is a stable name (listed in
 // PROTOCOL.md); its Message never contains the password. A password is
@@ -37,7 +37,9 @@ const (
 	RuleBadCharacter      = "bad_character"
 	RuleMismatch          = "mismatch"
 	RuleBreached          = "breached"
-	RuleTooWeak           = "too_weak"
+	// RuleTooWeak names a provider's strength refusal (RuleFromMessage).
+	// The host itself no longer refuses a password as too weak (0.2+).
+	RuleTooWeak = "too_weak"
 )
 
 // Violation is a broken rule. Message is for people and logs and never

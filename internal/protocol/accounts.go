@@ -3,11 +3,11 @@ package protocol
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/credsync/credsync/internal/code"
 	"github.com/credsync/credsync/internal/endpoint"
 	"github.com/credsync/credsync/internal/flow"
 )
@@ -18,49 +18,43 @@ const accountsTimeout = 30 * time.Second
 // maxName bounds an account's display name in a reply.
 const maxName = 256
 
-// listedAccount is one entry of the extension's `accounts` reply
-// (PROTOCOL.md, "accounts"): an Account plus its display name and whether
-// it signs in with a password.
-type listedAccount struct {
-	flow.Account
-	Name          string
-	PasswordBased bool
-	// username and host of the incoming server, as listed, for matching.
-	username, host string
-	// problem is why the entry cannot be used (malformed servers), or nil.
-	problem *Error
-}
+// maxAccounts bounds the accounts read from one list.
+const maxAccounts = 1000
 
-// accounts asks the extension for Thunderbird's accounts.
-func (s *session) accounts(ctx context.Context) ([]listedAccount, error) {
+// Accounts implements flow.Thunderbird: the extension's facts
+// (PROTOCOL.md, "accounts").
+func (s *session) Accounts(ctx context.Context, salt string) ([]flow.Account, error) {
 	ctx, cancel := context.WithTimeout(ctx, accountsTimeout)
 	defer cancel()
-	reply, err := s.request(ctx, "accounts", map[string]any{})
+	reply, err := s.request(ctx, "accounts", map[string]any{"salt": salt})
 	if err != nil {
-		return nil, &Error{Code: InternalError, Message: fmt.Sprintf("Thunderbird did not list its accounts (%v)", err)}
+		return nil, err
 	}
 	if reply.Get("status").String() != "ok" {
-		return nil, &Error{Code: InternalError, Message: fmt.Sprintf("Thunderbird did not list its accounts (%s: %s)",
-			truncate(reply.Get("code").String(), 64), truncate(reply.Get("message").String(), maxDetail))}
+		return nil, fmt.Errorf("%s: %s", truncate(reply.Get("code").String(), 64), truncate(reply.Get("message").String(), maxDetail))
 	}
 	list := reply.Get("result.accounts")
 	if !list.IsArray() {
-		return nil, &Error{Code: InternalError, Message: `Thunderbird did not list its accounts (no "accounts" array in the reply)`}
+		return nil, fmt.Errorf(`no "accounts" array in the reply`)
 	}
-	var accounts []listedAccount
+	var accounts []flow.Account
 	for _, v := range list.Array() {
-		if a, ok := decodeListed(v); ok {
+		if len(accounts) == maxAccounts {
+			return nil, fmt.Errorf("more than %d accounts", maxAccounts)
+		}
+		if a, ok := decodeAccount(v); ok {
 			accounts = append(accounts, a)
 		}
 	}
 	return accounts, nil
 }
 
-// decodeListed reads one listed account. Entries without an id or an
-// incoming user name and host cannot match anything and are dropped
-// (ok false); an entry with malformed servers is kept with its problem, so
-// that a request naming it says why it was not synced.
-func decodeListed(v gjson.Result) (a listedAccount, ok bool) {
+// decodeAccount reads one listed account. An entry without an id, or
+// without an incoming user name and host, cannot be matched and is
+// dropped; a server in a form credsync cannot use is kept with its
+// problem, so that a transaction it belongs to fails rather than skip it.
+func decodeAccount(v gjson.Result) (flow.Account, bool) {
+	var a flow.Account
 	if !v.IsObject() {
 		return a, false
 	}
@@ -69,41 +63,78 @@ func decodeListed(v gjson.Result) (a listedAccount, ok bool) {
 		return a, false
 	}
 	a.ID = id
-	a.username = v.Get("incoming.username").String()
-	a.host = v.Get("incoming.host").String()
-	if v.Get("incoming.username").Type != gjson.String || v.Get("incoming.host").Type != gjson.String {
-		return a, false
-	}
 	if name := v.Get("name"); name.Type == gjson.String {
 		a.Name = truncate(name.String(), maxName)
 	}
-	a.PasswordBased = v.Get("passwordBased").Type == gjson.True
-	if a.Incoming, err = endpointMember(v, "incoming", endpoint.IMAP, endpoint.POP3); err != nil {
-		a.problem = err
-		return a, true
+	in, ok := decodeServer(v.Get("incoming"), endpoint.IMAP, endpoint.POP3)
+	if !ok || in == nil {
+		return a, false
 	}
-	// An outgoing server that signs in without authentication has no login
-	// to verify or store (as in the extension's change).
-	if out := v.Get("outgoing"); out.IsObject() && out.Get("authMethod").Int() == int64(endpoint.AuthNone) {
-		return a, true
-	}
-	if a.Outgoing, err = endpointMember(v, "outgoing", endpoint.SMTP); err != nil {
-		a.problem = err
+	a.Incoming = in
+	if out, ok := decodeServer(v.Get("outgoing"), endpoint.SMTP); ok {
+		a.Outgoing = out
 	}
 	return a, true
 }
 
-// matchAccounts returns the listed accounts whose incoming server has this
-// user name (exactly, as Thunderbird stores it) on this host (ignoring
-// case), in the extension's order. Every account sharing the login — the
-// same mailbox set up as an IMAP and as a POP3 account, or twice — matches
-// by that rule.
-func matchAccounts(list []listedAccount, username, host string) []listedAccount {
-	var matched []listedAccount
-	for _, a := range list {
-		if a.username == username && strings.EqualFold(a.host, host) {
-			matched = append(matched, a)
-		}
+// decodeServer reads a listed server: an Endpoint plus origin and saved.
+// ok is false when not even its user name and host are strings.
+func decodeServer(v gjson.Result, want ...endpoint.Protocol) (*flow.Server, bool) {
+	if !v.Exists() || v.Type == gjson.Null {
+		return nil, true
 	}
-	return matched
+	user, host := v.Get("username"), v.Get("host")
+	if !v.IsObject() || user.Type != gjson.String || host.Type != gjson.String {
+		return nil, false
+	}
+	s := &flow.Server{}
+	s.Username, s.Host = user.String(), host.String()
+	ep, err := endpointValue(v, "server", want...)
+	if err == nil {
+		s.Endpoint = *ep
+		s.Origin, err = requiredString(v, "origin", 1, 300)
+	}
+	if err == nil {
+		s.Saved, err = savedMember(v)
+	}
+	if err != nil {
+		s.Problem = err.Message
+	}
+	return s, true
+}
+
+// savedMember reads "saved": a fingerprint, null (no login saved) or
+// absent (the store was locked).
+func savedMember(v gjson.Result) (flow.Saved, *Error) {
+	saved := v.Get("saved")
+	switch {
+	case !saved.Exists():
+		return flow.Saved{}, nil
+	case saved.Type == gjson.Null:
+		return flow.Saved{Known: true}, nil
+	}
+	fp, err := stringValue(saved, "saved", 64, 64)
+	if err != nil {
+		return flow.Saved{}, err
+	}
+	return flow.Saved{Known: true, Exists: true, Fingerprint: fp}, nil
+}
+
+// ReadLogin implements flow.Thunderbird: the password of one saved login
+// (PROTOCOL.md, "login").
+func (s *session) ReadLogin(ctx context.Context, l flow.Login) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, accountsTimeout)
+	defer cancel()
+	reply, err := s.request(ctx, "login", map[string]any{"origin": l.Origin, "username": l.Username})
+	if err != nil {
+		return "", err
+	}
+	if reply.Get("status").String() != "ok" {
+		return "", &Error{Code: code.Code(truncate(reply.Get("code").String(), 64)), Message: "the extension did not give the saved password"}
+	}
+	pw, perr := password(reply.Get("result"), "password", false)
+	if perr != nil {
+		return "", perr
+	}
+	return pw, nil
 }

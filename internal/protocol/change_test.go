@@ -264,22 +264,3 @@ func TestSyncStoresVerifiedPassword(t *testing.T) {
 		t.Fatalf("final = %s, %d stores", final.Raw, len(stored))
 	}
 }
-
-func TestBeforeChangeRunsBeforeTheFlowOfAWellFormedChange(t *testing.T) {
-	sb, trust := startSandbox(t)
-	calls := 0 // BeforeChange runs in the request's goroutine; x.run waits for the reply
-	x := startHost(t, &Host{Version: "test", Trust: trust, BeforeChange: func() {
-		calls++
-		if n := len(sb.Logins()); n != 0 {
-			t.Errorf("BeforeChange ran after the flow began: the servers saw %d logins", n)
-		}
-	}})
-	malformed := changeRequest(sb, "old-Passw0rd!", "new-Passw0rd!")
-	delete(malformed, "backend")
-	if final, _, _ := x.run(malformed, storeOK); final.Get("code").String() != "invalid_request" || calls != 0 {
-		t.Fatalf("malformed change: final = %s, BeforeChange ran %d times", final.Raw, calls)
-	}
-	if final, _, _ := x.run(changeRequest(sb, "old-Passw0rd!", "new-Passw0rd!"), storeOK); final.Get("status").String() != "ok" || calls != 1 {
-		t.Fatalf("change: final = %s, BeforeChange ran %d times", final.Raw, calls)
-	}
-}

@@ -78,6 +78,11 @@ func endpointMember(obj gjson.Result, field string, want ...endpoint.Protocol) (
 	if !v.Exists() || v.Type == gjson.Null {
 		return nil, nil
 	}
+	return endpointValue(v, field, want...)
+}
+
+// endpointValue reads the Endpoint object v, named field in errors.
+func endpointValue(v gjson.Result, field string, want ...endpoint.Protocol) (*endpoint.Endpoint, *Error) {
 	if !v.IsObject() {
 		return nil, invalid(field, fmt.Sprintf("member %q must be an object", field))
 	}

@@ -3,23 +3,13 @@ package protocol
 import (
 	"errors"
 
+	"github.com/credsync/credsync/internal/code"
 	"github.com/credsync/credsync/internal/flow"
-)
-
-// Codes of the protocol layer itself; the flow's codes (flow.Code) complete
-// the table in PROTOCOL.md. Append-only: a code never changes meaning.
-const (
-	InvalidJSON     flow.Code = "invalid_json"
-	MessageTooLarge flow.Code = "message_too_large"
-	InvalidRequest  flow.Code = "invalid_request"
-	UnknownType     flow.Code = "unknown_type"
-	InternalError   flow.Code = "internal_error"
-	BackendUnknown  flow.Code = "backend_unknown"
 )
 
 // Error is a request refused by the protocol layer.
 type Error struct {
-	Code    flow.Code
+	Code    code.Code
 	Message string
 	Field   string
 	Limit   uint32
@@ -28,20 +18,19 @@ type Error struct {
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
 func invalid(field, message string) *Error {
-	return &Error{Code: InvalidRequest, Field: field, Message: message}
+	return &Error{Code: code.InvalidRequest, Field: field, Message: message}
 }
 
 type errorReplyMsg struct {
-	ID       *string     `json:"id"`
-	Status   string      `json:"status"`
-	Code     flow.Code   `json:"code"`
-	Message  string      `json:"message"`
-	Field    string      `json:"field,omitempty"`
-	Limit    uint32      `json:"limit,omitempty"`
-	Rule     string      `json:"rule,omitempty"`
-	Changed  *bool       `json:"changed,omitempty"`
-	Incoming *sideResult `json:"incoming,omitempty"`
-	Outgoing *sideResult `json:"outgoing,omitempty"`
+	ID      *string   `json:"id"`
+	Status  string    `json:"status"`
+	Code    code.Code `json:"code"`
+	Message string    `json:"message"`
+	Field   string    `json:"field,omitempty"`
+	Limit   uint32    `json:"limit,omitempty"`
+	Rule    string    `json:"rule,omitempty"`
+	Changed *bool     `json:"changed,omitempty"`
+	txMembers
 	// AuditFailed: the flow's audit record could not be written (audit.go).
 	AuditFailed bool `json:"auditFailed,omitempty"`
 }
@@ -57,19 +46,16 @@ func errorReply(id *string, err error) errorReplyMsg {
 		reply.Code, reply.Message, reply.Field, reply.Limit = pe.Code, pe.Message, pe.Field, pe.Limit
 	case errors.As(err, &fe):
 		reply.Code, reply.Message, reply.Rule = fe.Code, fe.Message, fe.Rule
-		reply.Incoming, reply.Outgoing = side(fe.Incoming), side(fe.Outgoing)
-		switch fe.Code {
-		case flow.VerificationFailed, flow.StoreFailed, flow.StoreCancelled, flow.StoreUnconfirmed, flow.UnknownAccount:
-			reply.Changed = &fe.Changed
-		}
+		reply.txMembers = members(fe.Accounts, fe.Logins, fe.Servers)
+		reply.Changed = &fe.Changed
 	default:
-		reply.Code, reply.Message = InternalError, "credsync failed unexpectedly; nothing was stored"
+		reply.Code, reply.Message = code.InternalError, "credsync failed unexpectedly; nothing was stored"
 	}
 	reply.AuditFailed = errors.As(err, new(auditFailedError))
 	return reply
 }
 
 // codeOf is what the log says about a failed request: its code only.
-func codeOf(err error) flow.Code {
+func codeOf(err error) code.Code {
 	return errorReply(nil, err).Code
 }

@@ -21,13 +21,14 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/credsync/credsync/internal/audit"
+	"github.com/credsync/credsync/internal/code"
 	"github.com/credsync/credsync/internal/flow"
 	"github.com/credsync/credsync/internal/verify"
 	"github.com/credsync/credsync/internal/wire"
 )
 
 // Version is the protocol version reported by hello.
-const Version = 1
+const Version = 2
 
 // Host serves the protocol.
 type Host struct {
@@ -47,13 +48,6 @@ type Host struct {
 	// lasts (socket.go). ListenDelay and ListenRetry default to 1 s and 30 s.
 	Listen                   func() (net.Listener, string, error)
 	ListenDelay, ListenRetry time.Duration
-	// BeforeChange, when set, runs when a well-formed change request
-	// arrives, before its flow: the host process lifts its memory limit
-	// there, which the strength estimate's word lists outgrow
-	// (cmd/credsync/runtime.go).
-	BeforeChange func()
-
-	engine flow.Engine
 }
 
 // handler answers one request type. It returns the reply's result, or an
@@ -61,16 +55,20 @@ type Host struct {
 type handler func(ctx context.Context, s *session, id string, req gjson.Result) (any, error)
 
 var handlers = map[string]handler{
-	"hello":  hello,
-	"verify": verifyRequest,
-	"change": change,
-	"sync":   syncRequest,
+	"hello":     hello,
+	"verify":    verifyRequest,
+	"check":     check,
+	"plan":      plan,
+	"change":    change,
+	"sync":      syncRequest,
+	"propagate": propagate,
 }
 
 // session is one connection: the frame writer, and the host's own requests
 // waiting for the extension's replies.
 type session struct {
 	host   *Host
+	engine *flow.Engine
 	out    *wire.Writer
 	log    *log.Logger
 	nextID atomic.Uint64
@@ -87,9 +85,7 @@ func (h *Host) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	if s.log == nil {
 		s.log = log.New(io.Discard, "", 0)
 	}
-	h.engine.Trust = h.Trust
-	h.engine.Store = s
-	h.engine.Audit = h.auditHook(s.log)
+	s.engine = &flow.Engine{Trust: h.Trust, Thunderbird: s, Audit: h.auditHook(s.log)}
 
 	ctx, cancel := context.WithCancel(ctx)
 	var running sync.WaitGroup
@@ -108,7 +104,7 @@ func (h *Host) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 			return nil
 		case errors.As(err, &tooLarge):
 			s.log.Printf("refused a frame of %d bytes", tooLarge.Size)
-			s.send(errorReply(nil, &Error{Code: MessageTooLarge, Message: tooLarge.Error(), Limit: tooLarge.Limit}))
+			s.send(errorReply(nil, &Error{Code: code.MessageTooLarge, Message: tooLarge.Error(), Limit: tooLarge.Limit}))
 			continue
 		case err != nil:
 			return fmt.Errorf("reading a frame: %w", err)
@@ -123,12 +119,12 @@ func (h *Host) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 
 func (s *session) dispatch(ctx context.Context, body []byte, running *sync.WaitGroup) {
 	if !utf8.Valid(body) || !gjson.ValidBytes(body) {
-		s.send(errorReply(nil, &Error{Code: InvalidJSON, Message: "the frame is not valid UTF-8 JSON"}))
+		s.send(errorReply(nil, &Error{Code: code.InvalidJSON, Message: "the frame is not valid UTF-8 JSON"}))
 		return
 	}
 	msg := gjson.ParseBytes(body)
 	if !msg.IsObject() {
-		s.send(errorReply(nil, &Error{Code: InvalidJSON, Message: "the message is not a JSON object"}))
+		s.send(errorReply(nil, &Error{Code: code.InvalidJSON, Message: "the message is not a JSON object"}))
 		return
 	}
 	if msg.Get("status").Exists() {
@@ -147,7 +143,7 @@ func (s *session) dispatch(ctx context.Context, body []byte, running *sync.WaitG
 	}
 	handle, known := handlers[typ]
 	if !known {
-		s.send(errorReply(&id, &Error{Code: UnknownType, Message: fmt.Sprintf("unknown request type %q", truncate(typ, 64))}))
+		s.send(errorReply(&id, &Error{Code: code.UnknownType, Message: fmt.Sprintf("unknown request type %q", truncate(typ, 64))}))
 		return
 	}
 	running.Add(1)
@@ -156,7 +152,7 @@ func (s *session) dispatch(ctx context.Context, body []byte, running *sync.WaitG
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Printf("%s request %q failed: %v\n%s", typ, id, p, debug.Stack())
-				s.send(errorReply(&id, &Error{Code: InternalError, Message: "credsync failed unexpectedly; nothing was stored"}))
+				s.send(errorReply(&id, &Error{Code: code.InternalError, Message: "credsync failed unexpectedly; nothing was stored"}))
 			}
 		}()
 		result, err := handle(ctx, s, id, msg)
@@ -216,7 +212,7 @@ func (s *session) send(msg any) error {
 	}
 	if errors.Is(err, wire.ErrOutgoingTooLarge) {
 		if r, ok := msg.(okReply); ok {
-			return s.send(errorReply(&r.ID, &Error{Code: InternalError, Message: "the reply would exceed 1 MiB"}))
+			return s.send(errorReply(&r.ID, &Error{Code: code.InternalError, Message: "the reply would exceed 1 MiB"}))
 		}
 	}
 	if err != nil {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/credsync/credsync/internal/code"
 	"github.com/credsync/credsync/internal/endpoint"
 	"github.com/credsync/credsync/internal/flow"
 	"github.com/credsync/credsync/internal/verify"
@@ -151,7 +152,7 @@ func (s *session) serveSocketConn(ctx context.Context, conn net.Conn) {
 		var tooLarge *wire.TooLargeError
 		switch {
 		case errors.As(err, &tooLarge):
-			client.send(errorReply(nil, &Error{Code: MessageTooLarge, Message: tooLarge.Error(), Limit: tooLarge.Limit}))
+			client.send(errorReply(nil, &Error{Code: code.MessageTooLarge, Message: tooLarge.Error(), Limit: tooLarge.Limit}))
 			continue
 		case err != nil:
 			if err != io.EOF && ctx.Err() == nil {
@@ -177,12 +178,12 @@ func (w deadlineWriter) Write(p []byte) (int, error) {
 // help of the extension's session ext.
 func (client *session) answerSocket(ctx context.Context, ext *session, body []byte) {
 	if !utf8.Valid(body) || !gjson.ValidBytes(body) {
-		client.send(errorReply(nil, &Error{Code: InvalidJSON, Message: "the frame is not valid UTF-8 JSON"}))
+		client.send(errorReply(nil, &Error{Code: code.InvalidJSON, Message: "the frame is not valid UTF-8 JSON"}))
 		return
 	}
 	msg := gjson.ParseBytes(body)
 	if !msg.IsObject() {
-		client.send(errorReply(nil, &Error{Code: InvalidJSON, Message: "the message is not a JSON object"}))
+		client.send(errorReply(nil, &Error{Code: code.InvalidJSON, Message: "the message is not a JSON object"}))
 		return
 	}
 	id, err := requiredString(msg, "id", 1, 128)
@@ -197,14 +198,14 @@ func (client *session) answerSocket(ctx context.Context, ext *session, body []by
 	}
 	handle, known := socketHandlers[typ]
 	if !known {
-		client.send(errorReply(&id, &Error{Code: UnknownType, Message: fmt.Sprintf("the local socket does not serve %q requests", truncate(typ, 64))}))
+		client.send(errorReply(&id, &Error{Code: code.UnknownType, Message: fmt.Sprintf("the local socket does not serve %q requests", truncate(typ, 64))}))
 		return
 	}
 	result, rerr := func() (result any, err error) {
 		defer func() {
 			if p := recover(); p != nil {
 				ext.log.Printf("socket %s request failed: %v\n%s", typ, p, debug.Stack())
-				result, err = nil, &Error{Code: InternalError, Message: "credsync failed unexpectedly"}
+				result, err = nil, &Error{Code: code.InternalError, Message: "credsync failed unexpectedly"}
 			}
 		}()
 		return handle(withSocket(ctx), ext, id, msg)
@@ -221,22 +222,23 @@ type socketSyncResult struct {
 	Accounts []socketAccount `json:"accounts"`
 }
 
-// socketAccount is what a socket sync did for one matched account.
+// socketAccount is what a socket sync did for one account.
 type socketAccount struct {
-	ID          string      `json:"id"`
-	Name        string      `json:"name"`
-	Stored      bool        `json:"stored"`
-	Code        flow.Code   `json:"code,omitempty"`
-	Message     string      `json:"message,omitempty"`
-	Incoming    *sideResult `json:"incoming,omitempty"`
-	Outgoing    *sideResult `json:"outgoing,omitempty"`
-	AuditFailed bool        `json:"auditFailed,omitempty"`
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Stored  bool      `json:"stored"`
+	Code    code.Code `json:"code,omitempty"`
+	Message string    `json:"message,omitempty"`
+	// Servers are the servers that did not accept the password.
+	Servers     []serverJSON `json:"servers,omitempty"`
+	AuditFailed bool         `json:"auditFailed,omitempty"`
 }
 
-// socketSync stores a password changed elsewhere in every Thunderbird
-// account whose incoming server has the given user name and host
-// (PROTOCOL.md, "sync (socket)"). Only servers that the extension reports
-// are contacted.
+// socketSync stores a password changed elsewhere in every login it belongs
+// to, starting from the Thunderbird accounts whose incoming server has the
+// given user name and host (PROTOCOL.md, "sync (socket)"): one transaction,
+// as the extension's sync. Only servers that the extension reports are
+// contacted.
 func socketSync(ctx context.Context, ext *session, _ string, req gjson.Result) (any, error) {
 	m := req.Get("match")
 	if !m.IsObject() {
@@ -255,76 +257,44 @@ func socketSync(ctx context.Context, ext *session, _ string, req gjson.Result) (
 		return nil, err
 	}
 
-	listed, lerr := ext.accounts(ctx)
-	if lerr != nil {
-		return nil, lerr
-	}
-	matched := matchAccounts(listed, username, host)
-	if len(matched) == 0 {
-		return nil, &Error{Code: flow.UnknownAccount, Message: "no Thunderbird account has an incoming server with that user name and host"}
-	}
-
-	// A login refused once is not tried again for the next account: a
-	// wrong password costs one failed login per server, not one per account.
-	refused := map[string]string{} // login key -> account that saw it refused
+	res, ferr := ext.engine.Sync(ctx, flow.Trigger{Username: username, Host: host}, pw, func(flow.Step, flow.State) {})
 	result := socketSyncResult{Accounts: []socketAccount{}}
-	var summary []string
-	for _, a := range matched {
-		r := socketAccount{ID: a.ID, Name: a.Name}
-		switch {
-		case a.problem != nil:
-			r.Code, r.Message = a.problem.Code, "Thunderbird reported this account's servers in a form credsync cannot use: "+a.problem.Message
-		case !a.PasswordBased:
-			r.Code, r.Message = flow.NotPasswordAccount, "the account signs in without a password (OAuth2, Kerberos, NTLM or a certificate)"
-		case refusedBy(refused, a.Account) != "":
-			r.Code = flow.VerificationFailed
-			r.Message = "not tried: the same login was already refused for " + refusedBy(refused, a.Account) + "; Thunderbird keeps the password it has"
-		default:
-			res, err := ext.host.engine.Sync(ctx, a.Account, pw, func(flow.Step, flow.State) {})
-			r.Stored, r.AuditFailed = err == nil && res.Stored, res.AuditFailed
-			r.Incoming, r.Outgoing = side(res.Incoming), side(res.Outgoing)
-			if err != nil {
-				reply := errorReply(nil, err)
-				r.Code, r.Message = reply.Code, reply.Message
-				if reply.Incoming != nil || reply.Outgoing != nil {
-					r.Incoming, r.Outgoing = reply.Incoming, reply.Outgoing
-				}
-			}
-			noteRefused(refused, a.ID, a.Incoming, res.Incoming)
-			noteRefused(refused, a.ID, a.Outgoing, res.Outgoing)
+	var failure errorReplyMsg
+	if ferr != nil {
+		failure = errorReply(nil, ferr)
+		if failure.Code == code.UnknownAccount || failure.Code == code.InternalError || len(failure.Accounts) == 0 && len(res.Skipped) == 0 {
+			return nil, ferr
 		}
+	}
+	var refusing []serverJSON
+	for _, s := range failure.Servers {
+		if s.Outcome != verify.OK {
+			refusing = append(refusing, s)
+		}
+	}
+	accounts := members(res.Accounts, nil, nil).Accounts
+	if ferr != nil {
+		accounts = failure.Accounts
+	}
+	var summary []string
+	for _, a := range accounts {
+		r := socketAccount{ID: a.ID, Name: a.Name, Stored: ferr == nil, AuditFailed: res.AuditFailed}
+		if ferr != nil {
+			r.Code, r.Message, r.Servers, r.AuditFailed = failure.Code, failure.Message, refusing, failure.AuditFailed
+		}
+		result.Accounts = append(result.Accounts, r)
+	}
+	for _, a := range res.Skipped {
+		result.Accounts = append(result.Accounts, socketAccount{ID: a.ID, Name: truncate(a.Name, maxName), Code: code.NotPasswordAccount,
+			Message: "the account signs in without a password (OAuth2, Kerberos, NTLM or a certificate)"})
+	}
+	for _, r := range result.Accounts {
 		outcome := "stored"
 		if !r.Stored {
 			outcome = string(r.Code)
 		}
-		summary = append(summary, a.ID+" "+outcome)
-		result.Accounts = append(result.Accounts, r)
+		summary = append(summary, r.ID+" "+outcome)
 	}
 	ext.log.Printf("socket sync: %s", strings.Join(summary, ", "))
 	return result, nil
-}
-
-// loginKey names a login as the server's user directory sees it.
-func loginKey(ep *endpoint.Endpoint) string {
-	return strings.ToLower(ep.Host) + "\x00" + ep.Username
-}
-
-func noteRefused(refused map[string]string, accountID string, ep *endpoint.Endpoint, r *verify.Result) {
-	if ep != nil && r != nil && r.Outcome == verify.AuthFailed {
-		if _, seen := refused[loginKey(ep)]; !seen {
-			refused[loginKey(ep)] = accountID
-		}
-	}
-}
-
-// refusedBy is the account whose flow saw one of acct's logins refused, or "".
-func refusedBy(refused map[string]string, acct flow.Account) string {
-	for _, ep := range []*endpoint.Endpoint{acct.Incoming, acct.Outgoing} {
-		if ep != nil {
-			if id, ok := refused[loginKey(ep)]; ok {
-				return id
-			}
-		}
-	}
-	return ""
 }

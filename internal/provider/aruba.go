@@ -70,6 +70,8 @@ const arubaTimeout = 90 * time.Second
 func (aruba) Info() Info {
 	return Info{
 		Name:         "aruba",
+		HostSuffixes: []string{".pec.aruba.it", ".arubapec.it"},
+		WebPage:      arubaURL,
 		Description:  "Aruba PEC: the GestioneMail panel (" + arubaURL + "), Cambio Password; not with two-step verification",
 		NeedsURL:     false,
 		NeedsCurrent: true,

@@ -33,6 +33,7 @@ const (
 func (cpanel) Info() Info {
 	return Info{
 		Name:         "cpanel",
+		WebPage:      PageOrigin,
 		Description:  "cPanel webmail: UAPI Email::passwd_pop at https://<incoming host>:2096" + cpanelPath + " unless a URL is given",
 		NeedsURL:     false,
 		NeedsCurrent: true,

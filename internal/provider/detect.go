@@ -12,8 +12,9 @@ import (
 	"github.com/credsync/credsync/internal/policy"
 )
 
-// detectSuffixes map server host-name suffixes to the only back-end that
-// can serve them. Only unambiguous cases belong here:
+// Detect names the back-end that a mail server's host name implies, when
+// only one can apply: the back-end whose Info.HostSuffixes the host ends
+// with. Only unambiguous suffixes belong there:
 //
 //   - *.pec.aruba.it and *.arubapec.it are Aruba PEC's own servers
 //     (imaps.pec.aruba.it, smtps.pec.aruba.it, pop3s.pec.aruba.it); every
@@ -25,19 +26,14 @@ import (
 //   - Zimbra, cPanel, DirectAdmin, poppassd, Roundcube and LDAP run under
 //     any host name ("mail.example.org"): no host tells them apart, so
 //     Detect answers nothing and the user picks.
-var detectSuffixes = []struct{ suffix, backend string }{
-	{".pec.aruba.it", "aruba"},
-	{".arubapec.it", "aruba"},
-}
-
-// Detect names the back-end that a mail server's host name implies, when
-// only one can apply (see detectSuffixes); ok is false otherwise.
+//
+// The extension applies the same suffixes, sent in hello.
 func Detect(host string) (name string, ok bool) {
 	h := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(host), "."))
-	for _, d := range detectSuffixes {
-		if strings.HasSuffix(h, d.suffix) && len(h) > len(d.suffix) {
-			if _, known := backends[d.backend]; known {
-				return d.backend, true
+	for _, info := range All() {
+		for _, suffix := range info.HostSuffixes {
+			if strings.HasSuffix(h, suffix) && len(h) > len(suffix) {
+				return info.Name, true
 			}
 		}
 	}

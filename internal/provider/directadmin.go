@@ -32,6 +32,7 @@ const (
 func (directadmin) Info() Info {
 	return Info{
 		Name:         "directadmin",
+		WebPage:      PageOrigin,
 		Description:  "DirectAdmin: CMD_CHANGE_EMAIL_PASSWORD at https://<incoming host>:2222 unless a URL is given",
 		NeedsURL:     false,
 		NeedsCurrent: true,

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/credsync/credsync/internal/code"
 
 	"github.com/credsync/credsync/internal/endpoint"
 	"github.com/credsync/credsync/internal/policy"
@@ -40,7 +41,21 @@ type Info struct {
 	// anything is sent; nil when the provider's rules are not known (the
 	// server decides).
 	Rules *policy.Rules `json:"rules,omitempty"`
+	// HostSuffixes are server host-name suffixes that imply this back-end
+	// (Detect): only unambiguous ones, e.g. Aruba PEC's own servers.
+	HostSuffixes []string `json:"hostSuffixes,omitempty"`
+	// WebPage is the page where a person changes the password by hand
+	// (guided mode), for back-ends that work through a web site: "url"
+	// (the back-end's URL), "origin" (that URL's origin, for back-ends
+	// whose URL names an API call) or a fixed https:// address.
+	WebPage string `json:"webPage,omitempty"`
 }
+
+// WebPage values that derive the page from the back-end's URL.
+const (
+	PageURL    = "url"
+	PageOrigin = "origin"
+)
 
 // Backend changes passwords at one kind of provider.
 type Backend interface {
@@ -50,32 +65,33 @@ type Backend interface {
 	Change(ctx context.Context, req Request) error
 }
 
-// Kind says what went wrong, in terms the flow can act on.
-type Kind string
+// Kind says what went wrong, in terms the flow can act on: one of the
+// codes of the table in internal/code.
+type Kind = code.Code
 
 const (
 	// WrongCurrent: the provider rejected the current password; nothing changed.
-	WrongCurrent Kind = "wrong_current_password"
+	WrongCurrent = code.WrongCurrentPassword
 	// Rejected: the provider refused the new password; nothing changed.
-	Rejected Kind = "backend_rejected"
+	Rejected = code.BackendRejected
 	// Unreachable: the request never reached the provider; nothing changed.
-	Unreachable Kind = "backend_unreachable"
+	Unreachable = code.BackendUnreachable
 	// OutcomeUnknown: the request may have been applied (connection lost
 	// after sending it, or an answer that says neither yes nor no).
-	OutcomeUnknown Kind = "outcome_unknown"
+	OutcomeUnknown = code.OutcomeUnknown
 	// PageNotRecognised: a web back-end did not recognise the provider's
 	// pages (changed layout, an extra step such as a verification code) and
 	// submitted no change; nothing changed.
-	PageNotRecognised Kind = "page_not_recognised"
+	PageNotRecognised = code.PageNotRecognised
 	// RecentlyUsed: the provider refused a new password from the
 	// account's history; nothing changed.
-	RecentlyUsed Kind = "recently_used"
+	RecentlyUsed = code.RecentlyUsed
 	// TooRecent: the password was changed too recently to change again
 	// (minimum age); nothing changed.
-	TooRecent Kind = "changed_too_recently"
+	TooRecent = code.ChangedTooRecently
 	// Locked: the account is locked or its password may not be changed;
 	// nothing changed.
-	Locked Kind = "account_locked"
+	Locked = code.AccountLocked
 )
 
 // Error is a back-end failure with its kind. Err and Detail never carry a

@@ -48,6 +48,7 @@ type roundcube struct{}
 func (roundcube) Info() Info {
 	return Info{
 		Name:         "roundcube",
+		WebPage:      PageURL,
 		Description:  "Roundcube webmail with the password plugin (Settings ▸ Password)",
 		NeedsURL:     true,
 		NeedsCurrent: true,

@@ -49,6 +49,7 @@ const (
 func (zimbra) Info() Info {
 	return Info{
 		Name:         "zimbra",
+		WebPage:      PageURL,
 		Description:  "Zimbra: SOAP ChangePasswordRequest at https://<incoming host>/service/soap/ unless a URL is given",
 		NeedsURL:     false,
 		NeedsCurrent: true,
