@@ -469,17 +469,16 @@ async function submit(event) {
   const account = selectedAccount();
   const kind = mode();
   const local = localProblems({ view: view(), values: values(), onlyTouched: false, account });
-  if (!local.length) {
-    // The host's check now; a failed check lets the host check on its own.
-    submitting = true;
-    const violations = await checker.now(checkRequest({ view: view(), values: values(), account }));
-    submitting = false;
-    if (violations === undefined) {
-      return; // overtaken by typing
-    }
-    hostProblems = violationProblems(violations ?? [], { view: view(), rules: rulesOf(account, backends) });
+  // The host's check now; a failed check lets the host check on its own.
+  submitting = true;
+  const violations = await checker.now(checkRequest({ view: view(), values: values(), account }));
+  submitting = false;
+  if (violations === undefined) {
+    return; // overtaken by typing
   }
-  const found = [...local, ...(local.length ? [] : hostProblems)];
+  hostProblems = violationProblems(violations ?? [], { view: view(), rules: rulesOf(account, backends) });
+  const order = ["account", ...PASSWORD_FIELDS];
+  const found = [...local, ...hostProblems].sort(([a], [b]) => order.indexOf(a) - order.indexOf(b));
   showProblems(found);
   if (found.length) {
     $(found[0][0]).focus();
