@@ -7,6 +7,10 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 # binary, and the binary is most of the host's memory (golang/go#35082).
 TAGS     := nethttpomithttp2
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)"
+# The demo's and the bench's host: the release build plus the sandbox
+# back-end (build tag sandbox), which changes passwords at credsync's own
+# test servers. Release builds (build, cross, dist) never have the tag.
+SANDBOX_BUILD := CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS) sandbox' -ldflags "$(LDFLAGS)"
 BIN      := bin
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME ?= 10s
@@ -67,7 +71,13 @@ lint-go:
 	$(GO) vet -tags 'e2e integration' ./...
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags 'e2e integration' ./...
+<<<<<<< HEAD
 	$(GO) run ./scripts/own-code-check
+=======
+	$(GO) vet -tags sandbox ./cmd/...
+	$(GO) run $(STATICCHECK) -tags sandbox ./cmd/...
+	scripts/third-party check
+>>>>>>> testkit
 
 lint-js:
 	npm ci --prefix scripts/eslint --no-audit --no-fund --loglevel=error
@@ -91,8 +101,8 @@ test-fuzz:
 	$(MAKE) --no-print-directory fuzz FUZZTIME=2000x
 
 bench:
-	$(BUILD) -o $(BIN)/credsync ./cmd/credsync
-	$(GO) run ./cmd/credsync-bench -credsync $(BIN)/credsync -extension extension $(BENCHFLAGS)
+	$(SANDBOX_BUILD) -o $(BIN)/credsync-sandbox ./cmd/credsync
+	$(GO) run ./cmd/credsync-bench -credsync $(BIN)/credsync-sandbox -extension extension $(BENCHFLAGS)
 
 # The host must build for every OS Thunderbird runs on.
 cross:
@@ -100,8 +110,9 @@ cross:
 	GOOS=darwin GOARCH=arm64 $(BUILD) -o /dev/null ./cmd/credsync
 
 # The whole product in a real headless Thunderbird against an embedded sandbox.
-demo: build xpi thunderbird
-	$(GO) run ./cmd/credsync-demo --credsync $(BIN)/credsync --extension extension
+demo: xpi thunderbird
+	$(SANDBOX_BUILD) -o $(BIN)/credsync-sandbox ./cmd/credsync
+	$(GO) run ./cmd/credsync-demo --credsync $(BIN)/credsync-sandbox --extension extension
 
 clean:
 	rm -rf $(BIN) dist

@@ -19,8 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/credsync/credsync/internal/bench"
-	"github.com/credsync/credsync/internal/mailstack"
+	"github.com/credsync/credsync/internal/testkit/bench"
+	"github.com/credsync/credsync/internal/testkit/mailstack"
 )
 
 func main() {
@@ -33,21 +33,25 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	flags := flag.NewFlagSet("credsync-bench", flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	credsync := flags.String("credsync", "", "the built credsync `binary` for cold start, peak RSS and the Thunderbird store time")
+	credsync := flags.String("credsync", "", "the built credsync `binary` (with -tags sandbox: the sandbox back-end) for cold start, peak RSS and the Thunderbird store time")
 	rtts := flags.String("rtt", "0,20ms,50ms", "comma-separated round-trip `times` to model; goals are checked at the largest")
 	n := flags.Int("n", 7, "samples per verify and flow cell")
 	coldN := flags.Int("cold", 100, "cold starts")
 	mailstack := flags.String("mailstack", mailstack.EnvPath(), "scripts/mailstack's env `file`")
-	tb := flags.String("thunderbird", "", `Thunderbird executable or directory for the store time; "off" skips it (default: the system one, then the 140 cache)`)
+	tb := flags.String("thunderbird", "", `Thunderbird executable or directory for the store time and the popup; "off" skips them (default: the system one, then the 140 cache, for the store time; both for the popup)`)
 	ext := flags.String("extension", "extension", "the extension `directory`")
 	storeN := flags.Int("store", 10, "store requests timed in Thunderbird")
+	reopen := flags.Int("popup-reopen", 10, "popup reopenings timed per Thunderbird")
+	changes := flags.Int("popup-changes", 5, "password changes per Thunderbird, each followed by a timed popup opening")
+	popupOnly := flags.Bool("popup-only", false, "measure only the popup's opening and the messages per change")
 	trace := flags.Bool("trace", false, "print every protocol's flights at the largest RTT on stderr")
 	quiet := flags.Bool("q", false, "no progress lines")
 	if err := flags.Parse(args); err != nil {
 		return 2
 	}
 	cfg := bench.Config{Credsync: *credsync, N: *n, ColdN: *coldN, Mailstack: *mailstack,
-		Thunderbird: *tb, Extension: *ext, StoreN: *storeN, Log: stderr}
+		Thunderbird: *tb, Extension: *ext, StoreN: *storeN, Log: stderr,
+		PopupReopen: *reopen, PopupChanges: *changes, PopupOnly: *popupOnly}
 	for _, s := range strings.Split(*rtts, ",") {
 		s = strings.TrimSpace(s)
 		if s == "0" {

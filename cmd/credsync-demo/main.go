@@ -3,9 +3,11 @@
 // sandbox provider through the extension's own popup, and then logs in to
 // the sandbox's IMAP and SMTP servers with the new password without asking.
 //
-//	credsync-demo --credsync bin/credsync --extension extension
+//	credsync-demo --credsync bin/credsync-sandbox --extension extension
 //
-// It builds nothing: `make demo` builds the host (and the .xpi) first. All
+// It builds nothing: `make demo` builds the host (and the .xpi) first, with
+// the build tag "sandbox" that adds the sandbox back-end (release builds
+// leave it out). All
 // servers listen on 127.0.0.1; nothing leaves the machine; passwords are
 // printed masked.
 package main
@@ -26,8 +28,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/credsync/credsync/internal/sandbox"
-	"github.com/credsync/credsync/internal/tbharness"
+	"github.com/credsync/credsync/internal/testkit/sandbox"
+	"github.com/credsync/credsync/internal/testkit/tbharness"
 )
 
 const (
@@ -52,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("credsync-demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	fs.StringVar(&o.credsync, "credsync", "bin/credsync", "the credsync host `binary` to register")
+	fs.StringVar(&o.credsync, "credsync", "bin/credsync-sandbox", "the credsync host `binary` to register, built with -tags sandbox")
 	fs.StringVar(&o.extension, "extension", "extension", "the extension to install: a `directory` or an .xpi")
 	fs.StringVar(&o.thunderbird, "thunderbird", "", "Thunderbird `executable or directory` (default /usr/bin/thunderbird; a dpkg -x directory for 140)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary HOME, profile and Thunderbird log")
@@ -137,7 +139,10 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	if fi, err := os.Stat(host); err != nil || fi.IsDir() {
-		return fmt.Errorf("no credsync binary at %s (run `make build`, or pass --credsync)", host)
+		return fmt.Errorf("no credsync binary at %s (run `make demo`, or pass --credsync)", host)
+	}
+	if err := hasSandboxBackend(ctx, host); err != nil {
+		return err
 	}
 	ext, err := filepath.Abs(d.opts.extension)
 	if err != nil {
@@ -416,4 +421,19 @@ func splitAddr(addr string) (string, int) {
 	h, p, _ := strings.Cut(addr, ":")
 	n, _ := strconv.Atoi(p)
 	return h, n
+}
+
+// hasSandboxBackend checks that host lists the sandbox back-end, which only
+// builds with the tag "sandbox" hold (a release binary does not).
+func hasSandboxBackend(ctx context.Context, host string) error {
+	out, err := exec.CommandContext(ctx, host, "backends").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s backends: %v\n%s", host, err, out)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if l == "sandbox" {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s has no sandbox back-end: build it with -tags sandbox (`make demo` does)", host)
 }

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/credsync/credsync/internal/sandbox"
+	"github.com/credsync/credsync/internal/testkit/sandbox"
 )
 
 const (

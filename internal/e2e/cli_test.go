@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credsync/credsync/internal/tbharness"
+	"github.com/credsync/credsync/internal/testkit/tbharness"
 )
 
 // exitNotRunning is credsync sync's documented exit status when no

@@ -6,7 +6,8 @@
 // CREDSYNC_TB140 names the unpacked Thunderbird 140 (scripts/thunderbird
 // prints it); without it the default cache directory is tried and the 140
 // tests are skipped if it is absent. CREDSYNC_BIN may name a prebuilt
-// credsync binary (otherwise the suite builds ./cmd/credsync),
+// credsync binary built with -tags sandbox, for the sandbox back-end
+// (otherwise the suite builds ./cmd/credsync with that tag),
 // CREDSYNC_EXTENSION the add-on to install (a directory or an .xpi; default
 // extension/), and CREDSYNC_E2E_ARTIFACTS a directory that keeps each
 // Thunderbird's profile and log.

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credsync/credsync/internal/sandbox"
-	"github.com/credsync/credsync/internal/tbharness"
+	"github.com/credsync/credsync/internal/testkit/sandbox"
+	"github.com/credsync/credsync/internal/testkit/tbharness"
 )
 
 // credsyncBin is the host binary under test (built once in TestMain).
@@ -49,7 +49,8 @@ func setup(m *testing.M) (int, error) {
 		return 1, fmt.Errorf("no go command to build cmd/credsync (or set CREDSYNC_BIN): %w", err)
 	}
 	start := time.Now()
-	cmd := exec.Command(goBin, "build", "-o", credsyncBin, "github.com/credsync/credsync/cmd/credsync")
+	// With the sandbox back-end, which release builds leave out.
+	cmd := exec.Command(goBin, "build", "-tags", "sandbox", "-o", credsyncBin, "github.com/credsync/credsync/cmd/credsync")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return 1, fmt.Errorf("building cmd/credsync: %w", err)

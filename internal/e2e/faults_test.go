@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/credsync/credsync/internal/audit"
-	"github.com/credsync/credsync/internal/security"
-	"github.com/credsync/credsync/internal/tbharness"
+	"github.com/credsync/credsync/internal/testkit/security"
+	"github.com/credsync/credsync/internal/testkit/tbharness"
 )
 
 // TestFaults runs SECURITY.md's fault matrix and secret-hygiene checks in a

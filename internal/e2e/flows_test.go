@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credsync/credsync/internal/tbharness"
+	"github.com/credsync/credsync/internal/testkit/tbharness"
 )
 
 // sync submits the popup's "I already changed it" form and returns what it

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credsync/credsync/internal/sandbox"
-	"github.com/credsync/credsync/internal/tbharness"
+	"github.com/credsync/credsync/internal/testkit/sandbox"
+	"github.com/credsync/credsync/internal/testkit/tbharness"
 )
 
 // providerPage is a provider's web site on 127.0.0.1 (HTTPS with the

@@ -12,7 +12,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/credsync/credsync/internal/sandbox"
+	"github.com/credsync/credsync/internal/testkit/sandbox"
 )
 
 // smtpAlias is a submission server (STARTTLS, sandbox certificate) that

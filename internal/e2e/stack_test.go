@@ -24,8 +24,8 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/credsync/credsync/internal/mailstack"
-	"github.com/credsync/credsync/internal/tbharness"
+	"github.com/credsync/credsync/internal/testkit/mailstack"
+	"github.com/credsync/credsync/internal/testkit/tbharness"
 )
 
 // needMailStack loads the stack's env file and checks that its ports

@@ -17,8 +17,8 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/credsync/credsync/internal/mailstack"
 	"github.com/credsync/credsync/internal/provider"
+	"github.com/credsync/credsync/internal/testkit/mailstack"
 )
 
 // sambaDC is the Samba AD domain controller of `scripts/mailstack start

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credsync/credsync/internal/security"
+	"github.com/credsync/credsync/internal/testkit/security"
 )
 
 // runChange runs `credsync change` with the current and the new password

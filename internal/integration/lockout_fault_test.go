@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credsync/credsync/internal/sandbox"
+	"github.com/credsync/credsync/internal/testkit/sandbox"
 )
 
 // cutter is a TLS man in the middle in front of one of the stack's

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credsync/credsync/internal/mailstack"
+	"github.com/credsync/credsync/internal/testkit/mailstack"
 )
 
 // TestOneAttemptPerProtocol: a wrong password costs exactly one failed

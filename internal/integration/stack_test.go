@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/credsync/credsync/internal/endpoint"
-	"github.com/credsync/credsync/internal/mailstack"
+	"github.com/credsync/credsync/internal/testkit/mailstack"
 )
 
 // stack is the running mail stack, from $MAILSTACK_DIR/env; nil with

@@ -12,7 +12,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/credsync/credsync/internal/sandbox"
+	"github.com/credsync/credsync/internal/testkit/sandbox"
 	"github.com/credsync/credsync/internal/verify"
 )
 

@@ -20,8 +20,8 @@ import (
 
 	"github.com/credsync/credsync/internal/audit"
 	"github.com/credsync/credsync/internal/flow"
-	arubasim "github.com/credsync/credsync/internal/provider/simulators/aruba"
-	"github.com/credsync/credsync/internal/sandbox"
+	"github.com/credsync/credsync/internal/testkit/sandbox"
+	arubasim "github.com/credsync/credsync/internal/testkit/simulators/aruba"
 	"github.com/credsync/credsync/internal/verify"
 	"github.com/credsync/credsync/internal/wire"
 )

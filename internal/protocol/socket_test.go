@@ -20,7 +20,7 @@ import (
 
 	"github.com/credsync/credsync/internal/audit"
 	"github.com/credsync/credsync/internal/localsock"
-	"github.com/credsync/credsync/internal/sandbox"
+	"github.com/credsync/credsync/internal/testkit/sandbox"
 	"github.com/credsync/credsync/internal/verify"
 	"github.com/credsync/credsync/internal/wire"
 )

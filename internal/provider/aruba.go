@@ -50,7 +50,7 @@ import (
 // PageNotRecognised) and mail programs use a generated "password per
 // programmi di posta" rather than the mailbox password, so changing the
 // latter would not change what IMAP and SMTP accept. The panel's real markup
-// was not available when this was written; internal/provider/simulators/aruba
+// was not available when this was written; internal/testkit/simulators/aruba
 // follows the how-to's screens.
 type aruba struct{}
 

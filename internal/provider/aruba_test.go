@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	sim "github.com/credsync/credsync/internal/provider/simulators/aruba"
+	sim "github.com/credsync/credsync/internal/testkit/simulators/aruba"
 )
 
 const (

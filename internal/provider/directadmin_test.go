@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/credsync/credsync/internal/endpoint"
-	sim "github.com/credsync/credsync/internal/provider/simulators/directadmin"
+	sim "github.com/credsync/credsync/internal/testkit/simulators/directadmin"
 )
 
 const (

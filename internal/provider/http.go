@@ -71,6 +71,13 @@ func sendOnce(ctx context.Context, roots *x509.CertPool, req *http.Request) (*ht
 	return send(ctx, client, req, true)
 }
 
+// SendOnce is sendOnce for a back-end registered from outside this package
+// (Register): the same client, TLS verification, redirect rules and error
+// kinds as the built-in web back-ends.
+func SendOnce(ctx context.Context, roots *x509.CertPool, req *http.Request) (*http.Response, []byte, error) {
+	return sendOnce(ctx, roots, req)
+}
+
 // send performs req once and reads the body. A failure before the request
 // was written is Unreachable (nothing changed); after it, OutcomeUnknown
 // when changes is true (the provider may have applied it), else Unreachable.

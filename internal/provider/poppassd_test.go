@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	sim "github.com/credsync/credsync/internal/provider/simulators/poppassd"
+	sim "github.com/credsync/credsync/internal/testkit/simulators/poppassd"
 )
 
 const (

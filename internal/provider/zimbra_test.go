@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/credsync/credsync/internal/endpoint"
-	sim "github.com/credsync/credsync/internal/provider/simulators/zimbra"
+	sim "github.com/credsync/credsync/internal/testkit/simulators/zimbra"
 )
 
 const (

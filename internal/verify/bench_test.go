@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/credsync/credsync/internal/endpoint"
-	"github.com/credsync/credsync/internal/sandbox"
+	"github.com/credsync/credsync/internal/testkit/sandbox"
 	"github.com/credsync/credsync/internal/verify"
 )
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/credsync/credsync/internal/endpoint"
-	"github.com/credsync/credsync/internal/sandbox"
+	"github.com/credsync/credsync/internal/testkit/sandbox"
 	"github.com/credsync/credsync/internal/verify"
 )
 
