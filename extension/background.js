@@ -31,7 +31,7 @@
 // Thunderbird saves (credsync.onLoginChanged, which wakes this page) goes to
 // lib/propagation.js.
 
-import { accounts, setBackend, setPage } from "./lib/accounts.js";
+import { accounts, listAccounts, planFor, setBackend, setPage } from "./lib/accounts.js";
 import { connectHost, errorJSON, hello, request, serve } from "./lib/connection.js";
 import { changePassword, syncPassword } from "./lib/flows.js";
 import { clearGuided, guided, openPage } from "./lib/guided.js";
@@ -198,4 +198,9 @@ messenger.runtime.onConnect.addListener(port => {
 // Starts this page with Thunderbird, so that the port opens at startup.
 messenger.runtime.onStartup.addListener(() => {});
 
-connectHost();
+// The host's plan for the popup, asked at once: the first opening need not wait for it.
+connectHost(() =>
+  listAccounts()
+    .then(({ accounts: list }) => planFor(list))
+    .catch(() => {})
+);

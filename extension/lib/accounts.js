@@ -2,7 +2,7 @@
 // facts, the host's plan (which accounts sign in with a password, which
 // share a login) and the back-end and provider page of each.
 
-import { CredsyncError, errorJSON, hello, request } from "./connection.js";
+import { CredsyncError, errorJSON, generation, hello, request } from "./connection.js";
 import { backendTable, chooseBackend, isArubaPec, isBackendUrl, isHttpUrl, pageOf, pageSuggestions } from "./providers.js";
 import { isObject, localObject, managedObject } from "./settings.js";
 
@@ -41,6 +41,30 @@ async function describe(account, c) {
   };
 }
 
+let planCache = null; // {facts, generation, promise}
+
+/**
+ * The host's plan for these accounts. The plan depends only on the facts
+ * listed (the host lists them again for it), so it is asked again only when
+ * they or the connection changed: a popup reopened costs no round trip to
+ * the host. The host decides again in every transaction.
+ */
+export function planFor(list) {
+  const facts = JSON.stringify(list);
+  if (planCache && planCache.facts === facts && planCache.generation === generation()) {
+    return planCache.promise;
+  }
+  const promise = request("plan", {}, { timeoutMs: PLAN_TIMEOUT_MS });
+  const entry = { facts, generation: generation(), promise };
+  planCache = entry;
+  promise.catch(() => {
+    if (planCache === entry) {
+      planCache = null;
+    }
+  });
+  return promise;
+}
+
 /**
  * The IMAP/POP3 accounts for the popup and the options page: the
  * Experiment's `id, name, incoming, outgoing`; from the host's plan,
@@ -54,9 +78,10 @@ async function describe(account, c) {
  * @returns {Promise<object>} {accounts, planError?}
  */
 export async function accounts() {
+  const listing = listAccounts();
   const [{ accounts: list }, plan, c] = await Promise.all([
-    listAccounts(),
-    request("plan", {}, { timeoutMs: PLAN_TIMEOUT_MS }).catch(e => ({ error: errorJSON(e) })),
+    listing,
+    listing.then(({ accounts: l }) => planFor(l)).catch(e => ({ error: errorJSON(e) })),
     choices(),
   ]);
   const planned = new Map((Array.isArray(plan.accounts) ? plan.accounts : []).filter(isObject).map(p => [p.id, p]));

@@ -26,6 +26,14 @@ export function request(type, members, options) {
   return host.request(type, members, options);
 }
 
+/**
+ * A number that changes whenever the port opens or closes: an answer of the
+ * host holds while it stays the same.
+ */
+export function generation() {
+  return host.generation;
+}
+
 let helloCache = null; // {generation, promise}
 
 /**
@@ -52,12 +60,18 @@ export function hello() {
  * Opens the native port now and keeps it open (reconnecting with backoff
  * when the host exits), so that the host listens on its local socket for
  * `credsync sync`. A hello on each connection notices a host that cannot
- * start, and fills the cache.
+ * start, and fills the cache; then `warm` runs (the background page asks
+ * for what the popup will need).
+ *
+ * @param {Function} [warm] called after each connection's hello answered
  */
-export function connectHost() {
+export function connectHost(warm = () => {}) {
   host.keepOpen({
     onOpen: () =>
-      hello().catch(e => console.warn(`credsync: the native host did not answer hello (${e.code ?? "error"})`)),
+      hello().then(
+        () => warm(),
+        e => console.warn(`credsync: the native host did not answer hello (${e.code ?? "error"})`)
+      ),
   });
 }
 

@@ -498,10 +498,10 @@ async function submit(event) {
 }
 
 // A change started earlier (the popup may have closed meanwhile).
-async function resumeFlows() {
+async function resumeFlows(status) {
   let flows;
   try {
-    flows = (await command({ cmd: "status" })).flows;
+    flows = (await status).flows;
   } catch {
     return;
   }
@@ -527,9 +527,9 @@ async function resumeFlows() {
 
 // The account the user was sent to the provider's page for (the toolbar
 // popup closed when the tab opened): back in "I already changed it".
-async function resumeGuided() {
+async function resumeGuided(guided) {
   try {
-    guidedState = (await command({ cmd: "guided" })).guided;
+    guidedState = (await guided).guided;
   } catch {
     guidedState = null;
   }
@@ -570,10 +570,15 @@ async function init() {
     $(id).addEventListener("input", () => onInput(id));
   }
   showMode();
+  // Asked together: each is a round trip to the background page.
   const helloDone = loadBackends();
+  const guided = command({ cmd: "guided" });
+  const status = command({ cmd: "status" });
+  guided.catch(() => {});
+  status.catch(() => {});
   await loadAccounts();
-  await resumeGuided();
-  await resumeFlows();
+  await resumeGuided(guided);
+  await resumeFlows(status);
   if (!running) {
     const usable = accounts.filter(a => a.passwordBased).length;
     const guidedFirst = $("guided-url-field").hidden ? "guided-open" : "guided-url";

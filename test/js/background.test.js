@@ -93,11 +93,35 @@ test("accounts: facts, plan, back-end (local, detected), page, Aruba", async () 
   assert.equal(r.result.planError, undefined);
 });
 
+test("the plan is asked at start-up, and again only when the accounts or the connection changed", async () => {
+  const plans = () => m.host.requests("plan").length;
+  assert.ok(plans() >= 1, "asked after the start-up hello");
+  const before = plans();
+  await command({ cmd: "accounts" });
+  await command({ cmd: "accounts" });
+  assert.equal(plans(), before, "a reopened popup costs no round trip to the host");
+  const real = m.credsync.listAccounts;
+  m.credsync.listAccounts = async salt => {
+    const listed = await real(salt);
+    listed.accounts[0].incoming.authMethod = 10;
+    return listed;
+  };
+  try {
+    await command({ cmd: "accounts" });
+    assert.equal(plans(), before + 1, "the facts changed");
+  } finally {
+    m.credsync.listAccounts = real;
+  }
+  await command({ cmd: "accounts" });
+  assert.equal(plans(), before + 2);
+});
+
 test("accounts without a plan: listed, usable, and the host's error said", async () => {
   const plan = m.host.handlers.plan;
   m.host.handlers.plan = async () => {
     throw { code: "unknown_type", message: "no plan" };
   };
+  m.host.exit(); // a new connection: the plan is asked again
   try {
     const r = await command({ cmd: "accounts" });
     assert.ok(r.ok);
