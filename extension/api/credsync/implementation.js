@@ -1,9 +1,7 @@
-// credsync Experiment, parent side: primitives only (schema.json documents
-// each). It lists the mail accounts as facts, reads and writes saved logins
-// (all or none, compare-and-swap), and reports saved-login changes. Every
-// decision is the host's (design: PROTOCOL.md). Works on Thunderbird 128,
-// 140 and 153 by feature detection. No password ever goes into an error
-// message, the console or an event.
+// credsync Experiment, parent side: primitives only, each documented in
+// schema.json; every decision is the host's (PROTOCOL.md). Works on
+// Thunderbird 128, 140 and 153 by feature detection. No password ever goes
+// into an error message, the console or an event.
 
 "use strict";
 
@@ -15,14 +13,10 @@ var Encoder = globalThis.TextEncoder ?? Cu.getGlobalForObject(MailServices).Text
 const OWN_WRITE_MS = 60 * 1000;
 const MAIL_ORIGIN = /^(imap|mailbox|smtp):\/\//i;
 
-/**
- * The origin (== httpRealm) under which Thunderbird looks up a server's
- * saved login. No user, no port.
- *   IMAP: "imap://" + host, raw (also IPv6), as nsMsgIncomingServer.
- *   POP3: "mailbox://" + encodeURIComponent(host, IPv6 bracketed), as
- *         MsgIncomingServer._getServerURI(false).
- *   SMTP: "smtp://" + host (IPv6 bracketed), as SmtpServer._getServerURISpec().
- */
+// The origin (== httpRealm) of a server's saved login, no user, no port:
+// IMAP the raw host (nsMsgIncomingServer); POP3 mailbox:// and the encoded,
+// bracketed host (MsgIncomingServer._getServerURI); SMTP the bracketed host
+// (SmtpServer._getServerURISpec).
 function loginOrigin(protocol, host) {
   const bracketed = host.includes(":") ? `[${host}]` : host;
   const origins = { imap: `imap://${host}`, pop3: `mailbox://${encodeURIComponent(bracketed)}`, smtp: `smtp://${bracketed}` };
