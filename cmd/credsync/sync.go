@@ -100,7 +100,12 @@ func runSync(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		"password": passwords[0],
 	})
 	if err := wire.NewWriter(conn).Write(req); err != nil {
-		say("cannot send the request: %v", err)
+		// A host over its connection cap says so and closes at once.
+		if reply, rerr := readReply(wire.NewReader(conn, wire.DefaultMaxIncoming), "1"); rerr == nil && reply.Get("code").String() == "busy" {
+			say("not sent: the host is busy (%s); nothing was stored: run this again in a moment", printable(reply.Get("message").String()))
+			return exitFailed
+		}
+		say("not sent (%v); nothing was stored", err)
 		return exitFailed
 	}
 	reply, err := readReply(wire.NewReader(conn, wire.DefaultMaxIncoming), "1")
@@ -113,6 +118,10 @@ func runSync(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return exitFailed
 	}
 	if reply.Get("status").String() != "ok" {
+		if reply.Get("code").String() == "busy" && reply.Get("id").Type == gjson.Null {
+			say("not sent: the host is busy (%s); nothing was stored: run this again in a moment", printable(reply.Get("message").String()))
+			return exitFailed
+		}
 		say("%s: %s", printable(reply.Get("code").String()), printable(reply.Get("message").String()))
 		return exitFailed
 	}
@@ -186,7 +195,9 @@ func readReply(r *wire.Reader, id string) (gjson.Result, error) {
 			return gjson.Result{}, errors.New("the reply is not JSON")
 		}
 		m := gjson.ParseBytes(body)
-		if m.Get("id").String() == id && m.Get("status").Exists() {
+		// A reply with a null id refused the frame before reading a request
+		// from it (busy, malformed): it answers ours too.
+		if m.Get("status").Exists() && (m.Get("id").String() == id || m.Get("id").Type == gjson.Null) {
 			return m, nil
 		}
 	}

@@ -30,6 +30,10 @@ import (
 // Version is the protocol version reported by hello.
 const Version = 2
 
+// maxInFlight caps the extension's requests answered at once; more are
+// refused with busy, so a flood of requests cannot make the host balloon.
+const maxInFlight = 16
+
 // Host serves the protocol.
 type Host struct {
 	// Version is the credsync version reported by hello.
@@ -72,6 +76,8 @@ type session struct {
 	out    *wire.Writer
 	log    *log.Logger
 	nextID atomic.Uint64
+	// inFlight counts the extension's requests being answered.
+	inFlight atomic.Int32
 
 	mu      sync.Mutex
 	pending map[string]chan gjson.Result
@@ -118,8 +124,12 @@ func (h *Host) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 }
 
 func (s *session) dispatch(ctx context.Context, body []byte, running *sync.WaitGroup) {
-	if !utf8.Valid(body) || !gjson.ValidBytes(body) {
-		s.send(errorReply(nil, &Error{Code: code.InvalidJSON, Message: "the frame is not valid UTF-8 JSON"}))
+	if err := checkShape(body); err != nil || !gjson.ValidBytes(body) {
+		msg := "the frame is not valid UTF-8 JSON"
+		if err != nil {
+			msg = err.Error()
+		}
+		s.send(errorReply(nil, &Error{Code: code.InvalidJSON, Message: msg}))
 		return
 	}
 	msg := gjson.ParseBytes(body)
@@ -146,9 +156,15 @@ func (s *session) dispatch(ctx context.Context, body []byte, running *sync.WaitG
 		s.send(errorReply(&id, &Error{Code: code.UnknownType, Message: fmt.Sprintf("unknown request type %q", truncate(typ, 64))}))
 		return
 	}
+	if s.inFlight.Add(1) > maxInFlight {
+		s.inFlight.Add(-1)
+		s.send(errorReply(&id, &Error{Code: code.Busy, Message: fmt.Sprintf("%d requests are already running; this one was not started", maxInFlight)}))
+		return
+	}
 	running.Add(1)
 	go func() {
 		defer running.Done()
+		defer s.inFlight.Add(-1)
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Printf("%s request %q failed: %v\n%s", typ, id, p, debug.Stack())

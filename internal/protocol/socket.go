@@ -17,6 +17,7 @@ package protocol
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +26,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -127,7 +127,7 @@ func (s *session) acceptSocket(ctx context.Context, ln net.Listener) {
 		case slots <- struct{}{}:
 		default:
 			s.log.Printf("local socket: refused a connection: %d already open", maxSocketConns)
-			conn.Close()
+			refuseBusy(conn)
 			continue
 		}
 		conns.Add(1)
@@ -165,6 +165,15 @@ func (s *session) serveSocketConn(ctx context.Context, conn net.Conn) {
 	}
 }
 
+// refuseBusy tells a connection over the cap, before reading anything
+// from it, that the host is busy, then closes it: `credsync sync` can say
+// for sure that its request was not sent.
+func refuseBusy(conn net.Conn) {
+	defer conn.Close()
+	body, _ := json.Marshal(errorReply(nil, &Error{Code: code.Busy, Message: fmt.Sprintf("the host already serves %d connections; nothing was read", maxSocketConns)}))
+	wire.NewWriter(deadlineWriter{conn}).Write(body)
+}
+
 // deadlineWriter bounds each write, so a client that stops reading does
 // not hold the host.
 type deadlineWriter struct{ net.Conn }
@@ -177,8 +186,12 @@ func (w deadlineWriter) Write(p []byte) (int, error) {
 // answerSocket answers one request read from the socket (client) with the
 // help of the extension's session ext.
 func (client *session) answerSocket(ctx context.Context, ext *session, body []byte) {
-	if !utf8.Valid(body) || !gjson.ValidBytes(body) {
-		client.send(errorReply(nil, &Error{Code: code.InvalidJSON, Message: "the frame is not valid UTF-8 JSON"}))
+	if err := checkShape(body); err != nil || !gjson.ValidBytes(body) {
+		msg := "the frame is not valid UTF-8 JSON"
+		if err != nil {
+			msg = err.Error()
+		}
+		client.send(errorReply(nil, &Error{Code: code.InvalidJSON, Message: msg}))
 		return
 	}
 	msg := gjson.ParseBytes(body)
