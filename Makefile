@@ -36,7 +36,7 @@ FUZZ_TARGETS := \
 
 include scripts/integration.mk
 
-.PHONY: all build xpi test test-unit test-fuzz test-e2e lint lint-go lint-js fuzz bench cross demo thunderbird clean
+.PHONY: all build xpi test test-unit test-js test-fuzz test-e2e lint lint-go lint-js fuzz bench cross demo thunderbird clean
 
 all: build xpi
 
@@ -47,7 +47,7 @@ xpi:
 	$(GO) run ./scripts/xpi -o $(BIN)/credsync.xpi extension
 
 # The README's test command, and all that .ci/run calls.
-test: lint test-unit test-fuzz cross test-integration test-e2e test-e2e-stack test-dist
+test: lint test-js test-unit test-fuzz cross test-integration test-e2e test-e2e-stack test-dist
 
 # Every package, scripts/own-code-check's planted-copy test included.
 test-unit:
@@ -81,7 +81,12 @@ lint-go:
 
 lint-js:
 	npm ci --prefix scripts/eslint --no-audit --no-fund --loglevel=error
-	scripts/eslint/node_modules/.bin/eslint -c scripts/eslint/eslint.config.mjs extension/
+	scripts/eslint/node_modules/.bin/eslint -c scripts/eslint/eslint.config.mjs extension/ test/js/
+
+# The extension's JavaScript with node's own test runner and a fake
+# messenger (test/js/fake.js); not packed into the .xpi.
+test-js:
+	node --test test/js/
 
 # Each fuzz target for FUZZTIME; corpora are in each package's testdata/fuzz.
 fuzz:

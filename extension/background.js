@@ -1,21 +1,20 @@
-// Background page: only listeners. The logic lives in lib/core.js. The
-// native port opens at startup and stays open (the host then listens on its
-// local socket for `credsync sync`), reopened with backoff if the host exits.
+// Background page: listeners only; it decides nothing. The native port
+// opens at startup and stays open (the host then listens on its local
+// socket for `credsync sync`), reopened with backoff if the host exits.
 //
 // Commands from the popup and the options page, as runtime messages
 // {cmd, ...} answered with {ok: true, result} or {ok: false, error: {code,
 // message, ...}}:
-//   hello                          the host's hello result
-//   accounts                       {accounts: [...]} (see core.accounts)
+//   hello                          the host's hello result (cached per connection)
+//   accounts                       {accounts: [...], planError?} (lib/accounts.js)
+//   check {backend?, current?, new}   the host's {violations: [...]}
 //   setBackend {accountId, name, url}
-//   setPage {accountId, url}         the provider's web page (guided mode)
+//   setPage {accountId, url}       the provider's web page (guided mode)
 //   openPage {accountId, url?, browser?, reason?}
 //                                  guided mode: opens the provider's page in
 //                                  a Thunderbird tab (or the web browser);
 //                                  {url, where}
-//   guided                         {guided: {accountId, reason, at} | null}:
-//                                  the account last sent to its provider's
-//                                  page, until its password is saved here
+//   guided                         {guided: {accountId, reason, at} | null}
 //   clearGuided {accountId?}
 //   change {accountId, current, new}   final answer only
 //   sync {accountId, password}         "I already changed it"; final answer only
@@ -23,62 +22,45 @@
 //                                  and finished ones not yet shown (then marked shown)
 //   settings                       {autoPropagate, managed}
 //   setSettings {autoPropagate}    the new settings
-//   propagations                   {propagations: [...]}: the last automatic
-//                                  propagations (no password), newest last
+//   propagations                   {propagations: [...]} (lib/propagation.js)
 // A port from runtime.connect({name: "credsync"}) accepts {cmd: "change", ...},
 // {cmd: "sync", ...} or {cmd: "watch", accountId} and receives {type:
-// "progress", step, state} events ({type: "progress", step: "sibling",
-// accountId, state} for an account sharing the login), then {type:
-// "result", ok, result | error}.
+// "progress", step, state} events, then {type: "result", ok, result | error}.
 //
-// When Thunderbird saves a new password for one side of an account (its
-// password prompt after "remember"), credsync.onLoginSaved wakes this page;
-// the password is verified and stored for the other side and for the
-// accounts sharing the login (core.propagateSaved), and a notification says
-// what was updated.
+// The host's requests are answered by lib/requests.js; a password
+// Thunderbird saves (credsync.onLoginChanged, which wakes this page) goes to
+// lib/propagation.js.
 
-import { describePropagation } from "./lib/describe.js";
-import {
-  accounts,
-  changePassword,
-  clearGuided,
-  connectHost,
-  CredsyncError,
-  errorJSON,
-  guided,
-  hello,
-  openPage,
-  propagateSaved,
-  setBackend,
-  setPage,
-  setSettings,
-  settings,
-  syncPassword,
-} from "./lib/core.js";
+import { accounts, setBackend, setPage } from "./lib/accounts.js";
+import { connectHost, errorJSON, hello, request, serve } from "./lib/connection.js";
+import { changePassword, syncPassword } from "./lib/flows.js";
+import { clearGuided, guided, openPage } from "./lib/guided.js";
+import { onLoginChanged, propagations } from "./lib/propagation.js";
+import { answerHost } from "./lib/requests.js";
+import { setSettings, settings } from "./lib/settings.js";
 
-export { changePassword, syncPassword };
-
-const KEEP_PROPAGATIONS = 10;
+const CHECK_TIMEOUT_MS = 10000;
 
 const flows = new Map(); // accountId -> running or unshown change or sync
-const propagations = []; // the last reports of propagateSaved
-let propagating = Promise.resolve(); // one propagation at a time
 
 async function respond(work) {
   try {
     return { ok: true, result: await work() };
   } catch (e) {
-    return { ok: false, error: asError(e) };
+    return { ok: false, error: errorJSON(e) };
   }
 }
 
-function asError(e) {
-  if (e instanceof CredsyncError) {
-    return e.toJSON();
+// The popup's rules check while the user types (the host checks again).
+function check({ backend, current, new: next }) {
+  const members = { new: typeof next === "string" ? next : "" };
+  if (typeof backend === "string" && backend) {
+    members.backend = backend;
   }
-  // Experiment errors carry "code: message".
-  const [, code, message] = /^([a-z_]+): (.*)$/s.exec(e?.message ?? "") ?? [];
-  return code ? { code, message } : errorJSON(e);
+  if (typeof current === "string" && current) {
+    members.current = current;
+  }
+  return request("check", members, { timeoutMs: CHECK_TIMEOUT_MS });
 }
 
 // Starts a change or a sync ("kind") unless one runs for the account.
@@ -89,19 +71,14 @@ function startFlow(kind, message) {
       ok: false,
       error: { code: "busy", message: "a change for this account is already running" },
     };
-    return { steps: {}, siblings: {}, done: true, response, watchers: new Set(), promise: Promise.resolve(response) };
+    return { steps: {}, done: true, response, watchers: new Set(), promise: Promise.resolve(response) };
   }
-  const flow = { accountId, kind, steps: {}, siblings: {}, done: false, response: null, shown: false, watchers: new Set() };
+  const flow = { accountId, kind, steps: {}, done: false, response: null, shown: false, watchers: new Set() };
   flows.set(accountId, flow);
   const emit = event => flow.watchers.forEach(watcher => watcher(event));
-  const onProgress = ({ step, state, accountId: sibling }) => {
-    if (step === "sibling") {
-      flow.siblings[sibling] = state;
-      emit({ type: "progress", step, accountId: sibling, state });
-    } else {
-      flow.steps[step] = state;
-      emit({ type: "progress", step, state });
-    }
+  const onProgress = ({ step, state }) => {
+    flow.steps[step] = state;
+    emit({ type: "progress", step, state });
   };
   const work =
     kind === "sync"
@@ -127,14 +104,8 @@ function status() {
     if (flow.done && flow.shown) {
       continue;
     }
-    list.push({
-      accountId: flow.accountId,
-      kind: flow.kind,
-      steps: flow.steps,
-      siblings: flow.siblings,
-      done: flow.done,
-      response: flow.response,
-    });
+    const { accountId, kind, steps, done, response } = flow;
+    list.push({ accountId, kind, steps, done, response });
     flow.shown ||= flow.done;
   }
   return { flows: list };
@@ -158,9 +129,6 @@ function watch(port, flow) {
   for (const [step, state] of Object.entries(flow.steps)) {
     watcher({ type: "progress", step, state });
   }
-  for (const [accountId, state] of Object.entries(flow.siblings)) {
-    watcher({ type: "progress", step: "sibling", accountId, state });
-  }
   if (flow.done) {
     watcher({ type: "result", ...flow.response });
     return;
@@ -169,46 +137,19 @@ function watch(port, flow) {
   port.onDisconnect.addListener(() => flow.watchers.delete(watcher));
 }
 
-// ---- automatic propagation ------------------------------------------------
+serve(answerHost);
 
-async function propagate(change) {
-  let report;
-  try {
-    report = await propagateSaved(change);
-  } catch (e) {
-    report = { enabled: true, side: change.side, results: [], error: asError(e) };
-    console.warn(`credsync: automatic update failed (${report.error.code})`);
-  }
-  const notification = describePropagation(report);
-  if (notification) {
-    try {
-      await messenger.notifications.create(`credsync-propagation-${Date.now()}`, {
-        type: "basic",
-        title: notification.title,
-        message: notification.message,
-        iconUrl: "icons/credsync.svg",
-      });
-    } catch {
-      console.warn("credsync: could not show the notification");
-    }
-  }
-  propagations.push({ at: Date.now(), accountIds: change.accountIds, ...report, notification });
-  propagations.splice(0, propagations.length - KEEP_PROPAGATIONS);
-}
-
-messenger.credsync.onLoginSaved.addListener(change => {
-  propagating = propagating.then(() => propagate(change));
-  return propagating;
-});
-
-// ---- commands ------------------------------------------------------------
+// Registered at the top level: a persistent event that wakes this page.
+messenger.credsync.onLoginChanged.addListener(change => onLoginChanged(change));
 
 messenger.runtime.onMessage.addListener(message => {
   switch (message?.cmd) {
     case "hello":
       return respond(hello);
     case "accounts":
-      return respond(async () => ({ accounts: await accounts() }));
+      return respond(accounts);
+    case "check":
+      return respond(() => check(message));
     case "setBackend":
       return respond(() => setBackend(message.accountId, message.name, message.url));
     case "setPage":

@@ -8,15 +8,33 @@ const KNOWN_OUTCOMES = new Set([
   "protocol_error", "refused_plaintext", "not_password_account",
 ]);
 
-/** "incoming mail: the server rejected the password; outgoing mail: works" */
-export function describeSides(sides) {
+function outcomeText(outcome) {
+  return t(KNOWN_OUTCOMES.has(outcome) ? `outcome_${outcome}` : "outcome_unknown");
+}
+
+/**
+ * The servers' answers (a result's or an error's `servers`: [{side,
+ * protocol, host, outcome, …}]) as one sentence, incoming first:
+ * "incoming mail: the server rejected the password; outgoing mail: works".
+ * A side with several servers names each.
+ */
+export function describeSides(servers) {
+  const list = (Array.isArray(servers) ? servers : []).filter(s => s?.outcome);
+  const sideOf = s => (s.side === "outgoing" ? "outgoing" : "incoming");
+  const count = side => list.filter(s => sideOf(s) === side).length;
   return ["incoming", "outgoing"]
-    .filter(side => sides?.[side]?.outcome)
-    .map(side => {
-      const outcome = sides[side].outcome;
-      return t("sideOutcome", t(`side_${side}`), t(KNOWN_OUTCOMES.has(outcome) ? `outcome_${outcome}` : "outcome_unknown"));
+    .flatMap(side => list.filter(s => sideOf(s) === side))
+    .map(s => {
+      const side = t(`side_${sideOf(s)}`);
+      const label = count(sideOf(s)) > 1 ? t("sideServer", side, String(s.protocol ?? "").toUpperCase(), s.host ?? "") : side;
+      return t("sideOutcome", label, outcomeText(s.outcome));
     })
     .join("; ");
+}
+
+/** “A”, “B” */
+export function quoteNames(accounts) {
+  return accounts.map(a => t("quoted", a.name ?? a.id)).join(", ");
 }
 
 // Rule names (PROTOCOL.md policy_violation) with a message of their own.
@@ -101,6 +119,8 @@ export function describeRules(rules) {
   return parts.length ? t("rules_intro", parts.join(t("rules_separator"))) : "";
 }
 
+const STORE_CODES = new Set(["store_failed", "store_cancelled", "store_conflict", "store_unconfirmed"]);
+
 /**
  * The user-facing text of an error {code, message, ...extra}.
  *
@@ -114,11 +134,14 @@ export function describeRules(rules) {
  */
 export function describeError(error, { changing = false, sync = false, rules = null } = {}) {
   const code = error?.code ?? "internal_error";
+  if (STORE_CODES.has(code)) {
+    const key = error.changed === true && code !== "store_unconfirmed" ? `err_${code}_changed` : `err_${code}`;
+    return [t(key), describeStoreState(error)].filter(Boolean).join(" ");
+  }
   switch (code) {
     case "policy_violation":
       if (error.rule) {
-        const key = sync ? "err_policy_violation_rule_sync" : "err_policy_violation_rule";
-        return t(key, describeRule(error.rule, rules));
+        return t(sync ? "err_policy_violation_rule_sync" : "err_policy_violation_rule", describeRule(error.rule, rules));
       }
       break;
     case "backend_rejected":
@@ -128,14 +151,9 @@ export function describeError(error, { changing = false, sync = false, rules = n
       break;
     case "verification_failed":
       if (sync) {
-        return t("err_verification_failed_sync", describeSides(error));
+        return t("err_verification_failed_sync", describeSides(error.servers));
       }
-      return t(error.changed ? "err_verification_failed_changed" : "err_verification_failed", describeSides(error));
-    case "store_unconfirmed":
-      return t("err_store_unconfirmed");
-    case "store_failed":
-    case "store_cancelled":
-      return t(error.changed ? `err_${code}_changed` : `err_${code}`);
+      return t(error.changed ? "err_verification_failed_changed" : "err_verification_failed", describeSides(error.servers));
     case "unknown_account":
       return t(error.changed ? "err_store_failed_changed" : "err_unknown_account");
     case "invalid_request":
@@ -152,12 +170,26 @@ export function describeError(error, { changing = false, sync = false, rules = n
 }
 
 /**
- * Why a password changed elsewhere was not saved for an account, as one or
- * more sentences: the servers' answers, else the error's text.
+ * After a failed store: which mailboxes kept the old password (every login
+ * unchanged or restored), or that some may hold the new one (a login's
+ * state unknown). "" when the error says nothing about it.
+ */
+export function describeStoreState(error) {
+  const logins = Array.isArray(error?.logins) ? error.logins : [];
+  if (logins.some(l => l?.state === "unknown" || l?.state === "stored")) {
+    return t("storeMaybe");
+  }
+  const accounts = Array.isArray(error?.accounts) ? error.accounts.filter(a => a?.name || a?.id) : [];
+  return accounts.length ? t("storeNone", quoteNames(accounts)) : "";
+}
+
+/**
+ * Why a password changed elsewhere was not saved, as one or more
+ * sentences: the servers' answers, else the error's text.
  */
 export function describeReason(error) {
   if (error?.code === "verification_failed") {
-    return t("reasonSides", describeSides(error));
+    return t("reasonSides", describeSides(error.servers));
   }
   return describeError(error, { sync: true });
 }
@@ -169,27 +201,43 @@ export function describeSideList(sides) {
 }
 
 /**
- * The notification after an automatic update (core.propagateSaved's
- * report): {title, message}, or null when nothing was updated or tried.
+ * The popup's line after a change or sync of accountId succeeded (the
+ * host's result {accounts, servers, …}): what works, and the other
+ * accounts saved with it ("Also saved for “B”.").
  */
-export function describePropagation(report) {
-  const results = report?.results ?? [];
+export function describeSuccess(result, { sync = false, accountId } = {}) {
+  const touched = Array.isArray(result?.accounts) ? result.accounts : [];
+  const self = touched.find(a => a?.id === accountId);
+  const both = self
+    ? Array.isArray(self.sides) && self.sides.includes("outgoing")
+    : (result?.servers ?? []).some(s => s?.side === "outgoing");
+  const main = t(sync ? (both ? "syncSuccess" : "syncSuccessIncomingOnly") : both ? "success" : "successIncomingOnly");
+  const others = touched.filter(a => a?.id && a.id !== accountId);
+  return others.length ? `${main} ${t("siblingsStored", quoteNames(others))}` : main;
+}
+
+/**
+ * The notification after an automatic update (a propagation record of
+ * propagation.js): {title, message}, or null when nothing was updated or
+ * tried.
+ */
+export function describePropagation(record) {
+  const results = record?.results ?? [];
   if (!results.length) {
     return null;
   }
-  const lines = [t("propagateIntro", t(`side_${report.side}`))];
-  for (const r of results) {
-    if (r.stored) {
-      lines.push(t("propagateStored", r.name, describeSideList(r.sides)));
-    } else {
-      lines.push(t("propagateFailed", r.name, describeSideList(r.sides), describeReason(r.error)));
-    }
+  const lines = [t("propagateIntro", t(`side_${record.side === "outgoing" ? "outgoing" : "incoming"}`))];
+  for (const r of results.filter(r => r.stored)) {
+    lines.push(t("propagateStored", r.name, describeSideList(r.sides)));
   }
-  if (results.some(r => r.auditFailed || r.error?.auditFailed)) {
+  const failed = results.filter(r => !r.stored);
+  if (failed.length) {
+    lines.push(t("propagateFailed", quoteNames(failed), describeReason(failed[0].error ?? record.error)));
+  }
+  if (record.auditFailed || record.error?.auditFailed) {
     lines.push(t("auditNote"));
   }
-  const ok = results.every(r => r.stored);
-  return { title: t(ok ? "propagateTitle" : "propagateTitleFailed"), message: lines.join("\n") };
+  return { title: t(failed.length ? "propagateTitleFailed" : "propagateTitle"), message: lines.join("\n") };
 }
 
 /**

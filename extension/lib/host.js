@@ -27,6 +27,9 @@ export class NativeHost {
   #name;
   #connect;
   #onRequest;
+  #firstMs;
+  #maxMs;
+  #generation = 0; // changes when a port opens or closes
   #onOpen = null;
   #keepOpen = false;
   #tries = 0; // reconnections since the host last answered
@@ -42,11 +45,21 @@ export class NativeHost {
    * @param {Function} options.onRequest async (request) => result, for
    *   requests the host sends; throw a CredsyncError to answer an error
    * @param {Function} [options.connect] name => Port (tests may replace it)
+   * @param {number[]} [options.reconnectMs] first and longest reconnection delay
    */
-  constructor({ name, onRequest, connect }) {
+  constructor({ name, onRequest, connect, reconnectMs = [RECONNECT_FIRST_MS, RECONNECT_MAX_MS] }) {
     this.#name = name;
     this.#onRequest = onRequest;
     this.#connect = connect ?? (n => messenger.runtime.connectNative(n));
+    [this.#firstMs, this.#maxMs] = reconnectMs;
+  }
+
+  /**
+   * A number that changes whenever a port opens or closes: what was learnt
+   * from the host (hello) holds while it stays the same.
+   */
+  get generation() {
+    return this.#generation;
   }
 
   /**
@@ -113,7 +126,7 @@ export class NativeHost {
     if (!this.#keepOpen || this.#timer || this.#tries >= RECONNECT_TRIES) {
       return;
     }
-    const delay = Math.min(RECONNECT_FIRST_MS * 2 ** this.#tries, RECONNECT_MAX_MS);
+    const delay = Math.min(this.#firstMs * 2 ** this.#tries, this.#maxMs);
     this.#tries++;
     this.#timer = setTimeout(() => {
       this.#timer = null;
@@ -125,6 +138,7 @@ export class NativeHost {
     if (!this.#port) {
       const port = this.#connect(this.#name);
       this.#port = port;
+      this.#generation++;
       this.#answered = false;
       port.onMessage.addListener(msg => this.#onMessage(port, msg));
       port.onDisconnect.addListener(p => this.#onDisconnect(port, p.error));
@@ -135,6 +149,7 @@ export class NativeHost {
   #drop() {
     const port = this.#port;
     this.#port = null;
+    this.#generation++;
     try {
       port?.disconnect();
     } catch {
@@ -168,6 +183,7 @@ export class NativeHost {
     }
     const failure = this.#connectionError(error);
     this.#port = null;
+    this.#generation++;
     for (const id of [...this.#pending.keys()]) {
       this.#settle(id, "reject", failure);
     }

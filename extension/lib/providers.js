@@ -1,110 +1,105 @@
-// What the add-on knows about providers without asking the host: which
-// back-end a server's host name implies, which back-ends talk to a web site
-// (so that the user can be sent to it instead: guided mode), and where that
-// site is. Pure functions, no extension API.
+// Which back-end an account uses and where its provider's web page is,
+// from the host's tables (hello: each back-end's hostSuffixes and webPage)
+// and what the user or the administrator chose. Pure functions, no
+// extension API.
 
 /**
- * Host-name suffixes and the only back-end that can serve them. Mirrors
- * detectSuffixes in internal/provider/detect.go (keep both in step): only
- * unambiguous cases, e.g. Aruba PEC's own servers (imaps.pec.aruba.it,
- * smtps.pec.aruba.it), managed at gestionemail.pec.it; not *.aruba.it in
- * general (Aruba's ordinary mail is managed elsewhere).
+ * hello's back-ends as a Map name -> back-end object (names alone are
+ * accepted too); an empty Map without hello.
  */
-const DETECT_SUFFIXES = [
-  [".pec.aruba.it", "aruba"],
-  [".arubapec.it", "aruba"],
-];
-
-/** Aruba PEC's GestioneMail panel (internal/provider/aruba.go arubaURL). */
-export const ARUBA_PAGE = "https://gestionemail.pec.it/";
+export function backendTable(hello) {
+  const list = Array.isArray(hello?.backends) ? hello.backends : [];
+  return new Map(
+    list
+      .map(b => (typeof b === "string" ? { name: b } : b))
+      .filter(b => typeof b?.name === "string" && b.name)
+      .map(b => [b.name, b])
+  );
+}
 
 /**
- * Back-ends that change the password through the provider's web site: when
- * the host cannot get through (page_not_recognised, backend_unreachable)
- * the user can do it on that site. The value says which part of the
- * back-end's URL is the page a person opens: "url" as configured (the
- * webmail's or panel's address), "origin" for back-ends whose URL names an
- * API call (cPanel's UAPI, DirectAdmin's command).
+ * The back-end whose hostSuffixes a server's host name ends with (longer
+ * than the suffix), or null.
  */
-const WEB_BACKENDS = new Map([
-  ["aruba", "url"],
-  ["roundcube", "url"],
-  ["zimbra", "url"],
-  ["cpanel", "origin"],
-  ["directadmin", "origin"],
-]);
-
-
-/** The back-end a server host name implies (detect.go's Detect), or null. */
-export function detectBackend(host) {
+export function detectBackend(host, backends) {
   const h = String(host ?? "").trim().toLowerCase().replace(/\.$/, "");
-  for (const [suffix, backend] of DETECT_SUFFIXES) {
-    if (h.endsWith(suffix) && h.length > suffix.length) {
-      return backend;
+  for (const backend of backends.values()) {
+    for (const suffix of Array.isArray(backend.hostSuffixes) ? backend.hostSuffixes : []) {
+      const s = String(suffix).toLowerCase();
+      if (s && h.endsWith(s) && h.length > s.length) {
+        return backend.name;
+      }
     }
   }
   return null;
 }
 
-/** Whether the back-end called name works through the provider's web site. */
-export function isWebBackend(name) {
-  return WEB_BACKENDS.has(name);
-}
-
-/**
- * Whether the account is an Aruba PEC mailbox: its back-end is aruba, or one
- * of its servers is Aruba PEC's.
- */
-export function isArubaPec(account, backend) {
-  return (
-    backend?.name === "aruba" ||
-    detectBackend(account?.incoming?.host) === "aruba" ||
-    detectBackend(account?.outgoing?.host) === "aruba"
-  );
-}
-
-export function isHttpUrl(value) {
-  try {
-    return ["http:", "https:"].includes(new URL(value).protocol);
-  } catch {
-    return false;
+/** A choice saved in storage, as {name, url?}, or null. */
+export function validBackend(value) {
+  if (value === null || typeof value !== "object" || typeof value.name !== "string" || !value.name) {
+    return null;
   }
+  return typeof value.url === "string" && value.url ? { name: value.name, url: value.url } : { name: value.name };
 }
 
 /**
- * Whether value can be a back-end's URL: scheme://host… (https://, ldap://,
- * ldaps://, kpasswd://, poppassd://, …). Each back-end's own form is the
- * host's to check (internal/provider); the add-on never opens it.
+ * The account's back-end: chosen in the options (local, by account id),
+ * else the administrator's for the mail domain (managed), else the one its
+ * servers' host names imply (detected). {backend, backendSource}.
  */
-export function isBackendUrl(value) {
-  try {
-    return /^[a-z][a-z0-9+.-]*:\/\/[^/?#\s]/i.test(value) && !!new URL(value).host;
-  } catch {
-    return false;
+export function chooseBackend(account, domain, { local = {}, managed = {}, backends = new Map() } = {}) {
+  const chosen = validBackend(local[account.id]);
+  if (chosen) {
+    return { backend: chosen, backendSource: "local" };
   }
+  const preset = domain ? validBackend(managed[domain]) : null;
+  if (preset) {
+    return { backend: preset, backendSource: "managed" };
+  }
+  const detected = detectBackend(account.incoming?.host, backends) ?? detectBackend(account.outgoing?.host, backends);
+  return detected ? { backend: { name: detected }, backendSource: "detected" } : { backend: null, backendSource: null };
+}
+
+/** Whether the back-end called name works through the provider's web site (hello's webPage). */
+export function isWebBackend(name, backends) {
+  return !!backends.get(name)?.webPage;
 }
 
 /**
- * The provider's page for guided mode: {url, source}, or null.
- * source is "local" (typed by the user for this account), "managed" (the
- * administrator's, by mail domain), "backend" (the web back-end's address)
- * or "aruba" (Aruba PEC's panel).
+ * The page a person opens for a back-end (hello's webPage): "url", its
+ * configured URL; "origin", that URL's origin + "/"; an absolute URL, the
+ * provider's fixed page, unless the back-end is configured with an http(s)
+ * URL (a test or self-hosted panel). null when none.
  */
-export function pageOf(account, backend, { local, managed } = {}) {
+export function backendPage(backend, backends) {
+  const webPage = backend && backends.get(backend.name)?.webPage;
+  if (!webPage) {
+    return null;
+  }
+  const configured = isHttpUrl(backend.url) ? backend.url : null;
+  if (webPage === "origin") {
+    return configured && `${new URL(configured).origin}/`;
+  }
+  if (webPage === "url") {
+    return configured;
+  }
+  return configured ?? (isHttpUrl(webPage) ? webPage : null);
+}
+
+/**
+ * The provider's page for guided mode: {url, source}, or null. source is
+ * "local" (typed by the user for this account), "managed" (the
+ * administrator's, by mail domain) or "backend" (backendPage).
+ */
+export function pageOf(backend, backends, { local, managed } = {}) {
   if (isHttpUrl(local)) {
     return { url: local, source: "local" };
   }
   if (isHttpUrl(managed)) {
     return { url: managed, source: "managed" };
   }
-  const part = backend && WEB_BACKENDS.get(backend.name);
-  if (part && isHttpUrl(backend.url)) {
-    return { url: part === "origin" ? `${new URL(backend.url).origin}/` : backend.url, source: "backend" };
-  }
-  if (isArubaPec(account, backend)) {
-    return { url: ARUBA_PAGE, source: "aruba" };
-  }
-  return null;
+  const url = backendPage(backend, backends);
+  return url ? { url, source: "backend" } : null;
 }
 
 /**
@@ -122,4 +117,36 @@ export function pageSuggestions(account, domain) {
     hosts.push(host);
   }
   return [...new Set(hosts)].map(h => `https://${h}/`);
+}
+
+export function isHttpUrl(value) {
+  try {
+    return ["http:", "https:"].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether value can be a back-end's URL: scheme://host… (https://, ldap://,
+ * ldaps://, kpasswd://, poppassd://, …). Each back-end's own form is the
+ * host's to check; the add-on never opens it.
+ */
+export function isBackendUrl(value) {
+  try {
+    return /^[a-z][a-z0-9+.-]*:\/\/[^/?#\s]/i.test(value) && !!new URL(value).host;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether the account is an Aruba PEC mailbox (the popup's hint about the
+ * "password per programmi di posta"): its back-end is aruba, or one of its
+ * server names implies it.
+ */
+export function isArubaPec(account, backend, backends) {
+  return [backend?.name, ...[account?.incoming, account?.outgoing].map(ep => detectBackend(ep?.host, backends))].includes(
+    "aruba"
+  );
 }

@@ -6,26 +6,56 @@
 // (none configured or detected, or the host could not get through the
 // provider's web site): the popup opens the provider's page in a
 // Thunderbird tab and then switches to sync, asking for the new password
-// once. While the user types a new password, the back-end's rules (hello)
-// are checked at once; the host checks them again.
+// once. While the user types a new password, the host checks the rules
+// (debounced); it checks them again on submit. The logic without the DOM
+// is lib/popupstate.js.
 
-import { describeAudit, describeError, describeReason, describeRule, describeRules } from "../lib/describe.js";
+import { describeError, describeRules } from "../lib/describe.js";
 import { localizeDocument, t } from "../lib/i18n.js";
-import { isHttpUrl, isWebBackend } from "../lib/providers.js";
-import { violations } from "../lib/rules.js";
-
-const STEPS = ["policy", "changing", "checking_incoming", "checking_outgoing", "saving"];
-const PASSWORD_FIELDS = ["current", "new", "repeat", "password"];
-const AUTH_OAUTH2 = 10;
-const AUTH_NONE = 1;
+import {
+  accountLabel,
+  checkRequest,
+  createChecker,
+  localProblems,
+  outcome,
+  PASSWORD_FIELDS,
+  rulesOf,
+  siblingsHint,
+  siblingsOf,
+  stepsFor,
+  stepUpdates,
+  usableBackend,
+  viewOf,
+  violationProblems,
+} from "../lib/popupstate.js";
+import { backendTable, isHttpUrl } from "../lib/providers.js";
 
 const $ = id => document.getElementById(id);
 let accounts = [];
 let running = false;
+let submitting = false; // waiting for the host's check before a submit
 let touched = new Set(); // fields the user has typed in
+let hostProblems = []; // the host's answer to the last check
 let backends = null; // hello's back-ends by name; null until the host answered
 let guidedState = null; // {accountId, reason}: the user was sent to the provider's page
 const forcedGuided = new Set(); // accounts whose back-end could not get through
+
+const checker = createChecker({
+  send: request => command({ cmd: "check", ...request }),
+  onBusy: busy => {
+    if (busy) {
+      document.documentElement.dataset.checking = "true";
+    } else {
+      delete document.documentElement.dataset.checking;
+    }
+  },
+  onResult: violations => {
+    hostProblems = violations ? violationProblems(violations, { view: view(), rules: rulesOf(selectedAccount(), backends) }) : [];
+    if (!running) {
+      showProblems(problems({ onlyTouched: true }));
+    }
+  },
+});
 
 function mode() {
   return $("mode-sync").checked ? "sync" : "change";
@@ -36,23 +66,8 @@ function setMode(value) {
   showMode();
 }
 
-// Whether the account's back-end can be used: one is set (or detected) and
-// the host knows it (while hello has not answered, it is assumed to).
-function usableBackend(account) {
-  return !!account?.backend && (!backends || backends.has(account.backend.name));
-}
-
-function rulesOf(account) {
-  return (account && backends?.get(account.backend?.name)?.rules) || null;
-}
-
-// "change", "sync" or "guided".
 function view() {
-  if (mode() === "sync") {
-    return "sync";
-  }
-  const account = selectedAccount();
-  return account?.passwordBased && (!usableBackend(account) || forcedGuided.has(account.id)) ? "guided" : "change";
+  return viewOf({ mode: mode(), account: selectedAccount(), backends, forcedGuided });
 }
 
 // Shows the parts of the current view, for the selected account. Keeps what
@@ -74,7 +89,9 @@ function render() {
 // After the mode or the account changed: a fresh form.
 function showMode() {
   render();
+  checker.cancel();
   touched = new Set();
+  hostProblems = [];
   showProblems([]);
   showStatus("");
   $("guided-offer").hidden = true;
@@ -94,19 +111,15 @@ function selectedAccount() {
   return accounts.find(a => a.id === $("account").value) ?? null;
 }
 
-function accountLabel(account) {
-  if (account.passwordBased) {
-    return account.name;
-  }
-  const oauth = [account.incoming, account.outgoing].some(ep => ep?.authMethod === AUTH_OAUTH2);
-  return t(oauth ? "accountOAuth" : "accountUnsupported", account.name);
-}
-
 async function loadAccounts() {
   const select = $("account");
   select.replaceChildren();
   try {
-    accounts = (await command({ cmd: "accounts" })).accounts;
+    const listed = await command({ cmd: "accounts" });
+    accounts = listed.accounts;
+    if (listed.planError) {
+      showStatus(describeError(listed.planError), "error");
+    }
   } catch (error) {
     accounts = [];
     showStatus(describeError(error), "error");
@@ -137,13 +150,7 @@ async function loadAccounts() {
 // hello's back-ends and their rules; the view is redrawn when they arrive.
 async function loadBackends() {
   try {
-    const hello = await command({ cmd: "hello" });
-    backends = new Map(
-      (hello?.backends ?? [])
-        .map(b => (typeof b === "string" ? { name: b } : b))
-        .filter(b => typeof b?.name === "string")
-        .map(b => [b.name, b])
-    );
+    backends = backendTable(await command({ cmd: "hello" }));
   } catch {
     backends = null; // the change itself will say what is wrong with the host
   }
@@ -154,22 +161,12 @@ async function loadBackends() {
   document.documentElement.dataset.backends = backends ? "ready" : "unknown";
 }
 
-function siblingsOf(account) {
-  return (account?.siblings ?? []).map(id => accounts.find(a => a.id === id)).filter(Boolean);
-}
-
-function quoteNames(list) {
-  return list.map(a => t("quoted", a.name)).join(", ");
-}
-
-// The accounts sharing the selected account's login, updated with it.
+// The accounts a change of the selected account writes too.
 function showSiblings() {
-  const siblings = siblingsOf(selectedAccount());
-  const hint = $("siblings-hint");
-  hint.hidden = !siblings.length;
-  hint.textContent = siblings.length ? t("siblingsHint", quoteNames(siblings)) : "";
+  const text = siblingsHint(selectedAccount(), accounts);
+  $("siblings-hint").hidden = !text;
+  $("siblings-hint").textContent = text;
 }
-
 
 function showBackend() {
   const account = selectedAccount();
@@ -178,7 +175,7 @@ function showBackend() {
   if (!account) {
     return;
   }
-  if (usableBackend(account)) {
+  if (usableBackend(account, backends)) {
     text.textContent = t(account.backendSource === "detected" ? "backendDetected" : "backendIs", account.backend.name);
   } else if (account.backend) {
     text.textContent = t("backendUnknown", account.backend.name);
@@ -202,7 +199,7 @@ function showGuided() {
   $("guided-intro").textContent = t(
     forcedGuided.has(account?.id) ? "guidedIntroFailed" : account?.arubaPec ? "guidedIntroAruba" : "guidedIntro"
   );
-  $("guided-retry-line").hidden = !forcedGuided.has(account?.id) || !usableBackend(account);
+  $("guided-retry-line").hidden = !forcedGuided.has(account?.id) || !usableBackend(account, backends);
   $("guided-page").hidden = !page || editing;
   $("guided-page-text").textContent = page ? t("guidedPageIs", page) : "";
   $("guided-url-field").hidden = !!page && !editing;
@@ -261,16 +258,6 @@ async function openGuided({ browser = false, reason = "change", typed = true } =
   $("password").focus();
 }
 
-// After the host could not get through the provider's site.
-function offerGuided(account, error, kind) {
-  const offer =
-    kind === "change" &&
-    !!account?.passwordBased &&
-    (error.code === "page_not_recognised" ||
-      (error.code === "backend_unreachable" && isWebBackend(account.backend?.name)));
-  $("guided-offer").hidden = !offer;
-}
-
 function switchToGuided() {
   const account = selectedAccount();
   if (!account) {
@@ -285,54 +272,40 @@ function switchToGuided() {
 
 // The back-end's rules under the new password, when known.
 function showRules() {
-  const summary = view() === "change" ? describeRules(rulesOf(selectedAccount())) : "";
+  const summary = view() === "change" ? describeRules(rulesOf(selectedAccount(), backends)) : "";
   $("new-hint").textContent = summary;
   $("new-hint").hidden = !summary;
 }
 
 // ---- validation ----------------------------------------------------------
 
-// Returns [[field, text, rule], ...] for the current values; rule is the
-// broken rule's name (PROTOCOL.md), when there is one.
+function values() {
+  return Object.fromEntries(PASSWORD_FIELDS.map(id => [id, $(id).value]));
+}
+
+// [[field, text, rule?], ...]: what the form lacks, then the host's last
+// check of the fields concerned.
 function problems({ onlyTouched }) {
-  const found = [];
-  const value = id => $(id).value;
-  const considered = id => !onlyTouched || touched.has(id);
-  const account = selectedAccount();
   const current = view();
-  if (!onlyTouched && !account?.passwordBased) {
-    found.push(["account", t("errNoAccount")]);
-    return found;
-  }
-  if (current === "sync") {
-    if (!onlyTouched && !value("password")) {
-      found.push(["password", t("errPasswordEmpty"), "empty"]);
-    } else if (value("password") && considered("password")) {
-      // Only the rules every password obeys: this one is already in force.
-      for (const v of violations(value("password"))) {
-        found.push(["password", describeRule(v), v.rule]);
-      }
-    }
-    return found;
-  }
-  if (current === "guided") {
-    return found;
-  }
-  if (!onlyTouched && !value("current")) {
-    found.push(["current", t("errCurrentEmpty"), "current_required"]);
-  }
-  if (!onlyTouched && !value("new")) {
-    found.push(["new", t("errNewEmpty"), "empty"]);
-  } else if (value("new") && considered("new")) {
-    const rules = rulesOf(account);
-    for (const v of violations(value("new"), { current: value("current"), rules })) {
-      found.push(["new", describeRule(v, rules), v.rule]);
+  const found = localProblems({ view: current, values: values(), touched, onlyTouched, account: selectedAccount() });
+  const checked = onlyTouched ? hostProblems.filter(([field]) => touched.has(field)) : hostProblems;
+  return [...found, ...checked.filter(([field]) => (current === "sync") === (field === "password"))];
+}
+
+// While typing: local problems at once, the host's after its check.
+function onInput(id) {
+  touched.add(id);
+  showProblems(problems({ onlyTouched: true }));
+  if (["current", "new", "password"].includes(id)) {
+    const request = checkRequest({ view: view(), values: values(), account: selectedAccount(), touched });
+    if (request) {
+      checker.schedule(request);
+    } else {
+      checker.cancel();
+      hostProblems = [];
+      showProblems(problems({ onlyTouched: true }));
     }
   }
-  if (considered("repeat") && (value("repeat") || !onlyTouched) && value("repeat") !== value("new")) {
-    found.push(["repeat", describeRule("mismatch"), "mismatch"]);
-  }
-  return found;
 }
 
 function showProblems(found) {
@@ -356,11 +329,13 @@ function showProblems(found) {
 
 // ---- progress ------------------------------------------------------------
 
+let stepSiblings = []; // the accounts saved in the "saving" step too
+
 function resetSteps(account, kind) {
   const list = $("steps");
   list.replaceChildren();
-  const hasOutgoing = account?.outgoing && account.outgoing.authMethod !== AUTH_NONE;
-  const addStep = (step, text) => {
+  stepSiblings = siblingsOf(account, accounts);
+  for (const [step, text] of stepsFor(account, kind, stepSiblings)) {
     const item = document.createElement("li");
     item.dataset.step = step;
     const label = document.createElement("span");
@@ -371,20 +346,13 @@ function resetSteps(account, kind) {
     item.append(label, " ", state);
     list.append(item);
     setStep(step, "pending");
-  };
-  for (const step of STEPS) {
-    if ((step === "checking_outgoing" && account && !hasOutgoing) || (step === "changing" && kind === "sync")) {
-      continue;
-    }
-    addStep(step, t(`step_${step}`));
-  }
-  for (const sibling of siblingsOf(account)) {
-    addStep(`sibling:${sibling.id}`, t("step_sibling", sibling.name));
   }
 }
 
-function setSibling(accountId, state) {
-  setStep(`sibling:${accountId}`, state);
+function progress(step, state) {
+  for (const [s, st] of stepUpdates(step, state, stepSiblings)) {
+    setStep(s, st);
+  }
 }
 
 function setStep(step, state) {
@@ -437,21 +405,10 @@ function clearPasswords() {
   for (const id of PASSWORD_FIELDS) {
     $(id).value = "";
   }
+  checker.cancel();
   touched = new Set();
+  hostProblems = [];
   showProblems([]);
-}
-
-// "Also saved for “B”." / "Not saved for “C”: …" after the main result.
-function describeSiblings(siblings = []) {
-  const texts = [];
-  const stored = siblings.filter(s => s.stored);
-  if (stored.length) {
-    texts.push(t("siblingsStored", quoteNames(stored)));
-  }
-  for (const s of siblings.filter(s => !s.stored)) {
-    texts.push(t("siblingFailed", s.name, describeReason(s.error)));
-  }
-  return texts;
 }
 
 function finish(response, kind = mode(), accountId = selectedAccount()?.id) {
@@ -459,37 +416,25 @@ function finish(response, kind = mode(), accountId = selectedAccount()?.id) {
   const account = accounts.find(a => a.id === accountId) ?? null;
   setRunning(false);
   clearPasswords();
+  const said = outcome(response, { kind, accountId, account, backends, changing });
   if (response.ok) {
-    const both = !!response.result?.outgoing;
-    const sync = kind === "sync";
-    const main = t(sync ? (both ? "syncSuccess" : "syncSuccessIncomingOnly") : both ? "success" : "successIncomingOnly");
-    const siblings = response.result?.siblings ?? [];
-    const allStored = siblings.every(s => s.stored);
     if (guidedState?.accountId === accountId) {
       guidedState = null; // the background forgot it too
       showGuided();
     }
-    showStatus([main, ...describeSiblings(siblings)].join(" "), allStored ? "success" : "error");
-    showNote(describeAudit(response.result));
-    $("status").focus();
-    return;
+  } else {
+    for (const item of $("steps").querySelectorAll("li.running")) {
+      setStep(item.dataset.step, "failed");
+    }
+    if (!$("steps").querySelector("li:not(.pending)")) {
+      $("progress").hidden = true;
+    }
   }
-  const error = response.error ?? { code: "internal_error" };
-  for (const item of $("steps").querySelectorAll("li.running")) {
-    setStep(item.dataset.step, "failed");
-  }
-  if (!$("steps").querySelector("li:not(.pending)")) {
-    $("progress").hidden = true;
-  }
-  showStatus(describeError(error, { changing, sync: kind === "sync", rules: rulesOf(account) }), "error");
-  showNote(describeAudit(error));
-  offerGuided(account, error, kind);
-  const focusField = {
-    wrong_current_password: "current",
-    policy_violation: kind === "sync" ? "password" : "new",
-    verification_failed: kind === "sync" ? "password" : null,
-  }[error.code];
-  (focusField && !$(focusField).closest("[hidden]") ? $(focusField) : $("status")).focus();
+  showStatus(said.text, said.kind);
+  showNote(said.note);
+  $("guided-offer").hidden = !said.offerGuided;
+  const field = said.focus !== "status" ? $(said.focus) : null;
+  (field && !field.closest("[hidden]") ? field : $("status")).focus();
 }
 
 // Follows a change or sync through a port: progress events, then the result.
@@ -500,10 +445,8 @@ function follow(message, kind) {
   const port = messenger.runtime.connect({ name: "credsync" });
   let done = false;
   port.onMessage.addListener(event => {
-    if (event.type === "progress" && event.step === "sibling") {
-      setSibling(event.accountId, event.state);
-    } else if (event.type === "progress") {
-      setStep(event.step, event.state);
+    if (event.type === "progress") {
+      progress(event.step, event.state);
     } else if (event.type === "result") {
       done = true;
       port.disconnect();
@@ -518,19 +461,30 @@ function follow(message, kind) {
   port.postMessage(message);
 }
 
-function submit(event) {
+async function submit(event) {
   event.preventDefault();
-  if (running || view() === "guided") {
+  if (running || submitting || view() === "guided") {
     return; // in the guided view, its own button opens the page
   }
-  const found = problems({ onlyTouched: false });
+  const account = selectedAccount();
+  const kind = mode();
+  const local = localProblems({ view: view(), values: values(), onlyTouched: false, account });
+  if (!local.length) {
+    // The host's check now; a failed check lets the host check on its own.
+    submitting = true;
+    const violations = await checker.now(checkRequest({ view: view(), values: values(), account }));
+    submitting = false;
+    if (violations === undefined) {
+      return; // overtaken by typing
+    }
+    hostProblems = violationProblems(violations ?? [], { view: view(), rules: rulesOf(account, backends) });
+  }
+  const found = [...local, ...(local.length ? [] : hostProblems)];
   showProblems(found);
   if (found.length) {
     $(found[0][0]).focus();
     return;
   }
-  const account = selectedAccount();
-  const kind = mode();
   resetSteps(account, kind);
   $("progress").hidden = true;
   $("guided-offer").hidden = true;
@@ -561,10 +515,7 @@ async function resumeFlows() {
   resetSteps(selectedAccount(), kind);
   $("progress").hidden = true;
   for (const [step, state] of Object.entries(flow.steps)) {
-    setStep(step, state);
-  }
-  for (const [accountId, state] of Object.entries(flow.siblings ?? {})) {
-    setSibling(accountId, state);
+    progress(step, state);
   }
   if (flow.done) {
     finish(flow.response, kind, flow.accountId);
@@ -615,10 +566,7 @@ async function init() {
     $("current").focus();
   });
   for (const id of PASSWORD_FIELDS) {
-    $(id).addEventListener("input", () => {
-      touched.add(id);
-      showProblems(problems({ onlyTouched: true }));
-    });
+    $(id).addEventListener("input", () => onInput(id));
   }
   showMode();
   const helloDone = loadBackends();

@@ -1,6 +1,6 @@
 // Lint for the Thunderbird add-on. Run from the repository root:
 //   npm ci --prefix scripts/eslint
-//   scripts/eslint/node_modules/.bin/eslint -c scripts/eslint/eslint.config.mjs extension/
+//   scripts/eslint/node_modules/.bin/eslint -c scripts/eslint/eslint.config.mjs extension/ test/js/
 
 import js from "@eslint/js";
 import globals from "globals";
@@ -46,6 +46,16 @@ export default [
       globals: { ...globals.browser, ...globals.webextensions, messenger: "readonly" },
     },
     rules: strictRules,
+  },
+  {
+    // The extension's unit tests run in node (test/js, `make test-js`).
+    files: ["test/js/**/*.js"],
+    languageOptions: {
+      ecmaVersion: "latest",
+      sourceType: "module",
+      globals: { ...globals.node },
+    },
+    rules: { ...strictRules, "no-console": "off" },
   },
   {
     files: ["**/api/**/*.js"],

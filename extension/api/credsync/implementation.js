@@ -1,61 +1,40 @@
-// credsync Experiment, parent side: lists the mail accounts, writes their
-// saved logins, and reports when Thunderbird saves a new password for one of
-// them (onLoginSaved). Works on Thunderbird 128, 140 and 153 by feature
-// detection. No password ever goes into an error message, the console or an
-// event.
+// credsync Experiment, parent side: primitives only (schema.json documents
+// each). It lists the mail accounts as facts, reads and writes saved logins
+// (all or none, compare-and-swap), and reports saved-login changes. Every
+// decision is the host's (design: PROTOCOL.md). Works on Thunderbird 128,
+// 140 and 153 by feature detection. No password ever goes into an error
+// message, the console or an event.
 
 "use strict";
 
-var { MailServices } = ChromeUtils.importESModule(
-  "resource:///modules/MailServices.sys.mjs"
-);
+var { MailServices } = ChromeUtils.importESModule("resource:///modules/MailServices.sys.mjs");
+// The Experiment's sandbox may lack TextEncoder; every module global has it.
+var Encoder = globalThis.TextEncoder ?? Cu.getGlobalForObject(MailServices).TextEncoder;
 
-// authMethod values a password can verify: unset, old, cleartext, any.
-const PASSWORD_AUTH = new Set([0, 2, 3, 9]);
-const AUTH_NONE = 1;
-
-// How long a password saved by Thunderbird stays available to propagate(),
-// and how long a write of storeLogins waits for its notification.
-const SAVED_KEEP_MS = 5 * 60 * 1000;
+// How long a write of writeLogins waits for its storage notification.
 const OWN_WRITE_MS = 60 * 1000;
-
-class CodedError extends Error {
-  constructor(code, message) {
-    super(`${code}: ${message}`);
-  }
-}
+const MAIL_ORIGIN = /^(imap|mailbox|smtp):\/\//i;
 
 /**
- * The origin (== httpRealm) under which Thunderbird looks up the saved login
- * of a server. No user, no port.
- *   IMAP: "imap://" + host, as nsMsgIncomingServer / MsgPasswordAuthModule
- *         build it (the raw host, also for IPv6).
+ * The origin (== httpRealm) under which Thunderbird looks up a server's
+ * saved login. No user, no port.
+ *   IMAP: "imap://" + host, raw (also IPv6), as nsMsgIncomingServer.
  *   POP3: "mailbox://" + encodeURIComponent(host, IPv6 bracketed), as
  *         MsgIncomingServer._getServerURI(false).
  *   SMTP: "smtp://" + host (IPv6 bracketed), as SmtpServer._getServerURISpec().
  */
 function loginOrigin(protocol, host) {
   const bracketed = host.includes(":") ? `[${host}]` : host;
-  switch (protocol) {
-    case "imap":
-      return `imap://${host}`;
-    case "pop3":
-      return `mailbox://${encodeURIComponent(bracketed)}`;
-    case "smtp":
-      return `smtp://${bracketed}`;
-  }
-  throw new Error(`no login key for protocol ${protocol}`);
+  const origins = { imap: `imap://${host}`, pop3: `mailbox://${encodeURIComponent(bracketed)}`, smtp: `smtp://${bracketed}` };
+  return origins[protocol];
 }
 
-// The SHA-256 of the certificate of Thunderbird's certificate exception
-// for host:port (nsICertOverride.fingerprint "AB:CD:…"), as 64 hex digits.
+// SHA-256 of the certificate of Thunderbird's exception for host:port
+// (nsICertOverride.fingerprint "AB:CD:…") as 64 hex digits, or undefined.
 function certSha256(host, port) {
   try {
-    const overrides = Cc["@mozilla.org/security/certoverride;1"]
-      .getService(Ci.nsICertOverrideService)
-      .getOverrides();
-    const found = overrides.find(o => o.asciiHost === host && o.port === port);
-    const hex = found?.fingerprint.replace(/:/g, "").toLowerCase();
+    const overrides = Cc["@mozilla.org/security/certoverride;1"].getService(Ci.nsICertOverrideService).getOverrides();
+    const hex = overrides.find(o => o.asciiHost === host && o.port === port)?.fingerprint.replace(/:/g, "").toLowerCase();
     return /^[0-9a-f]{64}$/.test(hex) ? hex : undefined;
   } catch (e) {
     return undefined;
@@ -63,498 +42,270 @@ function certSha256(host, port) {
 }
 
 function endpoint(protocol, host, port, server) {
-  const result = {
-    protocol,
-    host,
-    port,
-    socketType: server.socketType,
-    authMethod: server.authMethod,
-    username: server.username,
-  };
+  const { socketType, authMethod, username } = server;
   const cert = certSha256(host, port);
-  if (cert) {
-    result.certSha256 = cert;
-  }
-  return result;
+  const ep = { protocol, host, port, socketType, authMethod, username, origin: loginOrigin(protocol, host) };
+  return cert ? { ...ep, certSha256: cert } : ep;
 }
 
-// The incoming server: nsIMsgIncomingServer (hostName up to 140, hostname
-// from 153). Its port getter already returns the protocol default.
+// nsIMsgIncomingServer: hostName up to 140, hostname from 153. Its port
+// getter already returns the protocol default.
 function incomingOf(account) {
   const server = account.incomingServer;
   if (!server || !["imap", "pop3"].includes(server.type)) {
     return null;
   }
-  const host = server.hostname ?? server.hostName;
-  return { server, endpoint: endpoint(server.type, host, server.port, server) };
+  return { server, endpoint: endpoint(server.type, server.hostname ?? server.hostName, server.port, server) };
 }
 
 // The outgoing server of the account's default identity, or null.
 function outgoingOf(account) {
   try {
-    if (!account.defaultIdentity) {
-      return null;
-    }
-    const server = MailServices.outgoingServer.getServerByIdentity(
-      account.defaultIdentity
-    );
-    if (!server) {
-      return null;
-    }
-    const smtp = server.QueryInterface(Ci.nsISmtpServer);
-    // Port 0 means the default, as SmtpClient picks it.
-    const port = smtp.port || (server.socketType === 3 ? 465 : 587);
-    return { server, endpoint: endpoint("smtp", smtp.hostname, port, server) };
+    const server = account.defaultIdentity && MailServices.outgoingServer.getServerByIdentity(account.defaultIdentity);
+    return server ? { server, endpoint: smtpEndpoint(server) } : null;
   } catch (e) {
     return null;
   }
 }
 
-function findAccount(accountId) {
-  const account = MailServices.accounts.getAccount(accountId);
-  const incoming = account && incomingOf(account);
-  if (!incoming) {
-    throw new CodedError(
-      "unknown_account",
-      `no IMAP or POP3 account with id "${accountId}"`
-    );
-  }
-  return { incoming, outgoing: outgoingOf(account) };
+// Host and port live on nsISmtpServer; port 0 is the default SmtpClient picks.
+function smtpEndpoint(server) {
+  const smtp = server.QueryInterface(Ci.nsISmtpServer);
+  return endpoint("smtp", smtp.hostname, smtp.port || (server.socketType === 3 ? 465 : 587), server);
 }
 
-async function findLogin(ep) {
-  const origin = loginOrigin(ep.protocol, ep.host);
-  const logins = await Services.logins.searchLoginsAsync({
-    origin,
-    httpRealm: origin,
-  });
-  return logins.find(l => l.username === ep.username) ?? null;
+// Lowercase hex SHA-256 of the UTF-8 of salt + ":" + password.
+function fingerprint(salt, password) {
+  const hash = Cc["@mozilla.org/security/hash;1"].createInstance(Ci.nsICryptoHash);
+  hash.init(Ci.nsICryptoHash.SHA256);
+  const bytes = Array.from(new Encoder().encode(`${salt}:${password}`));
+  hash.update(bytes, bytes.length);
+  return Array.from(hash.finish(false), c => c.charCodeAt(0).toString(16).padStart(2, "0")).join("");
 }
 
-// Login manager writes: async in 153, synchronous in 128/140.
+async function findLogin(origin, username) {
+  const logins = await Services.logins.searchLoginsAsync({ origin, httpRealm: origin });
+  return logins.find(l => l.username === username) ?? null;
+}
+
+// Login-manager writes: async in 153, synchronous modify/remove in 128/140.
+// Services is looked up at each call (the e2e harness swaps it to inject faults).
 const loginStore = {
   add: login => Services.logins.addLoginAsync(login),
   modify: (old, changes) =>
-    Services.logins.modifyLoginAsync
-      ? Services.logins.modifyLoginAsync(old, changes)
-      : Services.logins.modifyLogin(old, changes),
-  remove: login =>
-    Services.logins.removeLoginAsync
-      ? Services.logins.removeLoginAsync(login)
-      : Services.logins.removeLogin(login),
+    Services.logins.modifyLoginAsync ? Services.logins.modifyLoginAsync(old, changes) : Services.logins.modifyLogin(old, changes),
+  remove: login => (Services.logins.removeLoginAsync ? Services.logins.removeLoginAsync(login) : Services.logins.removeLogin(login)),
 };
 
-// Removes the password from a text, in case an error message echoes it.
-function scrub(text, password) {
-  return String(text).split(password).join("***").slice(0, 300);
-}
-
 function passwordBag(password) {
-  const bag = Cc["@mozilla.org/hash-property-bag;1"].createInstance(
-    Ci.nsIWritablePropertyBag2
-  );
+  const bag = Cc["@mozilla.org/hash-property-bag;1"].createInstance(Ci.nsIWritablePropertyBag2);
   bag.setPropertyAsAString("password", password);
   return bag;
 }
 
-// ---- own writes -----------------------------------------------------------
-//
-// Every login storeLogins writes (and every undo) is announced here first,
-// as origin + user name + SHA-256 of the password; the storage observer
-// consumes the announcement when the login manager reports the write, so
-// credsync never reacts to its own writes. An announcement that is never
-// consumed (a failed write) is withdrawn, or expires after OWN_WRITE_MS.
-
+// ---- own writes: every write (and undo) of writeLogins is announced as
+// origin + user + fingerprint with a per-session salt; the storage observer
+// consumes it and reports the change byCredsync.
+const SESSION_SALT = Services.uuid.generateUUID().toString();
 const ownWrites = new Map(); // key -> [expiry, ...]
 
-function utf8(text) {
-  const bytes = [];
-  for (const ch of text) {
-    const c = ch.codePointAt(0);
-    if (c < 0x80) {
-      bytes.push(c);
-    } else if (c < 0x800) {
-      bytes.push(0xc0 | (c >> 6), 0x80 | (c & 63));
-    } else if (c < 0x10000) {
-      bytes.push(0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63));
-    } else {
-      bytes.push(
-        0xf0 | (c >> 18),
-        0x80 | ((c >> 12) & 63),
-        0x80 | ((c >> 6) & 63),
-        0x80 | (c & 63)
-      );
-    }
-  }
-  return bytes;
-}
-
 function writeKey(origin, username, password) {
-  const hash = Cc["@mozilla.org/security/hash;1"].createInstance(
-    Ci.nsICryptoHash
-  );
-  hash.init(Ci.nsICryptoHash.SHA256);
-  const bytes = utf8(password);
-  hash.update(bytes, bytes.length);
-  return `${origin.toLowerCase()}\n${username}\n${hash.finish(true)}`;
+  return `${origin.toLowerCase()}\n${username}\n${fingerprint(SESSION_SALT, password)}`;
 }
 
-function announceWrite(key) {
-  const now = Date.now();
-  const list = (ownWrites.get(key) ?? []).filter(t => t > now);
-  list.push(now + OWN_WRITE_MS);
-  ownWrites.set(key, list);
-}
-
-// Returns true (and forgets one announcement) if the write was ours.
-function consumeWrite(key) {
+// With add, announces the write; without, consumes one announcement and
+// says whether there was one.
+function ownWrite(key, add) {
   const now = Date.now();
   const list = (ownWrites.get(key) ?? []).filter(t => t > now);
   const ours = list.length > 0;
-  list.shift();
-  if (list.length) {
-    ownWrites.set(key, list);
-  } else {
-    ownWrites.delete(key);
-  }
+  add ? list.push(now + OWN_WRITE_MS) : list.shift();
+  list.length ? ownWrites.set(key, list) : ownWrites.delete(key);
   return ours;
 }
 
-// Runs a login-manager write announced as ours.
-async function ownWrite(origin, username, password, write) {
+async function announced(origin, username, password, write) {
   const key = writeKey(origin, username, password);
-  announceWrite(key);
+  ownWrite(key, true);
   try {
     return await write();
   } catch (e) {
-    consumeWrite(key);
+    ownWrite(key, false);
     throw e;
   }
 }
 
-// Writes one login; returns how to undo it.
-async function writeLogin(ep, password) {
-  const origin = loginOrigin(ep.protocol, ep.host);
-  const existing = await findLogin(ep);
+// Writes one login: modifies `existing`, or adds it.
+async function writeOne({ origin, username, password }, existing) {
   if (existing) {
-    const oldPassword = existing.password;
-    await ownWrite(origin, ep.username, password, () =>
-      loginStore.modify(existing, passwordBag(password))
-    );
-    return {
-      action: "modified",
-      undo: async () =>
-        ownWrite(origin, ep.username, oldPassword, async () =>
-          loginStore.modify(await findLogin(ep), passwordBag(oldPassword))
-        ),
-    };
+    return announced(origin, username, password, () => loginStore.modify(existing, passwordBag(password)));
   }
-  const login = Cc["@mozilla.org/login-manager/loginInfo;1"].createInstance(
-    Ci.nsILoginInfo
-  );
-  login.init(origin, null, origin, ep.username, password, "", "");
-  await ownWrite(origin, ep.username, password, () => loginStore.add(login));
-  return {
-    action: "added",
-    undo: async () => loginStore.remove(await findLogin(ep)),
-  };
+  const login = Cc["@mozilla.org/login-manager/loginInfo;1"].createInstance(Ci.nsILoginInfo);
+  login.init(origin, null, origin, username, password, "", "");
+  return announced(origin, username, password, () => loginStore.add(login));
 }
 
-// The internal key token, for the primary password: nsIPKCS11Token in 153,
-// nsIPK11Token from nsIPK11TokenDB in 128/140.
-function internalKeyToken() {
-  if ("@mozilla.org/security/internalkeytoken;1" in Cc) {
-    const token = Cc["@mozilla.org/security/internalkeytoken;1"].createInstance(
-      Ci.nsIPKCS11Token
-    );
-    return { login: () => token.login() };
+// Puts back the password a login had before (`before`), or removes it.
+function undoOf({ origin, username }, before) {
+  if (before === null) {
+    return async () => loginStore.remove(await findLogin(origin, username));
   }
-  const token = Cc["@mozilla.org/security/pk11tokendb;1"]
-    .createInstance(Ci.nsIPK11TokenDB)
-    .getInternalKeyToken();
-  return { login: () => token.login(true) };
+  return () =>
+    announced(origin, username, before, async () => loginStore.modify(await findLogin(origin, username), passwordBag(before)));
 }
 
-// Resolves when a primary-password prompt already open elsewhere closes.
-function promptClosed() {
-  const topics = ["passwordmgr-crypto-login", "passwordmgr-crypto-loginCanceled"];
-  return new Promise(resolve => {
-    const observer = () => {
-      topics.forEach(t => Services.obs.removeObserver(observer, t));
-      resolve();
-    };
-    topics.forEach(t => Services.obs.addObserver(observer, t));
-  });
-}
-
-// Unlocks the primary password with Thunderbird's own prompt, if it is set
-// and locked. Nothing is written before this succeeds.
+// Unlocks the primary password with Thunderbird's own prompt if it is set
+// and locked (after a prompt already open elsewhere closes); false when it
+// was not entered. Token: nsIPKCS11Token in 153, nsIPK11Token in 128/140.
 async function ensureUnlocked() {
   if (!Services.logins.isLoggedIn && Services.logins.uiBusy) {
-    await promptClosed();
+    const topics = ["passwordmgr-crypto-login", "passwordmgr-crypto-loginCanceled"];
+    await new Promise(resolve => {
+      const observer = () => resolve(topics.forEach(t => Services.obs.removeObserver(observer, t)));
+      topics.forEach(t => Services.obs.addObserver(observer, t));
+    });
   }
-  if (!Services.logins.isLoggedIn) {
-    try {
-      internalKeyToken().login();
-    } catch (e) {
-      // Cancel throws; the check below decides.
-    }
-  }
-  if (!Services.logins.isLoggedIn) {
-    throw new CodedError(
-      "store_cancelled",
-      "the primary password was not entered; nothing was written"
-    );
-  }
-}
-
-// Makes the running Thunderbird drop cached passwords and connections so
-// it uses the saved login at once. Best effort: the logins are already
-// written.
-function refreshServer(server, isIncoming) {
+  const token153 = "@mozilla.org/security/internalkeytoken;1";
   try {
-    if (isIncoming) {
-      server.forgetSessionPassword(false);
-    } else {
-      server.password = "";
+    if (!Services.logins.isLoggedIn && token153 in Cc) {
+      Cc[token153].createInstance(Ci.nsIPKCS11Token).login();
+    } else if (!Services.logins.isLoggedIn) {
+      Cc["@mozilla.org/security/pk11tokendb;1"].createInstance(Ci.nsIPK11TokenDB).getInternalKeyToken().login(true);
     }
-    server.closeCachedConnections();
   } catch (e) {
-    console.warn(`credsync: could not refresh a server: ${e.name || e}`);
+    // Cancel throws; isLoggedIn decides.
+  }
+  return Services.logins.isLoggedIn;
+}
+
+// Makes the servers using a written login drop cached passwords and
+// connections, so the running Thunderbird uses it at once. Best effort.
+function refreshServers(written) {
+  const keys = new Set(written.map(l => `${l.origin.toLowerCase()}\n${l.username}`));
+  for (const account of MailServices.accounts.accounts) {
+    for (const [found, forget] of [
+      [incomingOf(account), s => s.forgetSessionPassword(false)],
+      [outgoingOf(account), s => (s.password = "")],
+    ]) {
+      try {
+        if (found && keys.has(`${found.endpoint.origin.toLowerCase()}\n${found.endpoint.username}`)) {
+          forget(found.server);
+          found.server.closeCachedConnections();
+        }
+      } catch (e) {
+        console.warn(`credsync: could not refresh a server: ${e.name || e}`);
+      }
+    }
   }
 }
 
-async function listAccounts() {
+async function listAccounts(salt) {
   await Services.logins.initializationPromise;
-  const canReadLogins = Services.logins.isLoggedIn;
-  const isPassword = ep => PASSWORD_AUTH.has(ep.authMethod);
-  const result = [];
+  const locked = !Services.logins.isLoggedIn;
+  const accounts = [];
   for (const account of MailServices.accounts.accounts) {
     const incoming = incomingOf(account)?.endpoint;
     if (!incoming) {
       continue;
     }
     const outgoing = outgoingOf(account)?.endpoint ?? null;
-    result.push({
-      id: account.key,
-      name: account.incomingServer.prettyName,
-      incoming,
-      outgoing,
-      passwordBased:
-        isPassword(incoming) &&
-        (!outgoing || isPassword(outgoing) || outgoing.authMethod === AUTH_NONE),
-      hasIncomingPassword: canReadLogins ? !!(await findLogin(incoming)) : null,
-      hasOutgoingPassword: canReadLogins
-        ? !!outgoing && !!(await findLogin(outgoing))
-        : null,
-    });
+    for (const ep of salt && !locked ? [incoming, outgoing].filter(Boolean) : []) {
+      const login = await findLogin(ep.origin, ep.username);
+      ep.saved = login ? fingerprint(salt, login.password) : null;
+    }
+    accounts.push({ id: account.key, name: account.incomingServer.prettyName, incoming, outgoing });
   }
-  return result;
+  return { accounts, locked };
 }
 
-async function storeLogins(accountId, sides, password) {
-  const account = findAccount(accountId);
-  const wanted = ["incoming", "outgoing"].filter(s => sides.includes(s));
-  if (wanted.includes("outgoing") && !account.outgoing) {
-    throw new CodedError("store_failed", "the account has no outgoing server");
-  }
+async function readLogin(origin, username) {
   await Services.logins.initializationPromise;
-  await ensureUnlocked();
+  return Services.logins.isLoggedIn ? ((await findLogin(origin, username))?.password ?? null) : null;
+}
 
-  const done = [];
-  try {
-    for (const side of wanted) {
-      done.push({ side, ...(await writeLogin(account[side].endpoint, password)) });
+// After a write threw: "unchanged" if the login is as before; "landed" if
+// it holds the new password after all (it is then undone with the others);
+// else "unknown".
+async function afterFailure({ origin, username, password }, before) {
+  const now = await findLogin(origin, username).then(l => l?.password ?? null, () => undefined);
+  return now === password ? "landed" : now === before ? "unchanged" : "unknown";
+}
+
+async function writeLogins(salt, logins) {
+  const states = logins.map(({ origin, username }) => ({ origin, username, state: "unchanged" }));
+  const fail = (code, message) => ({ code, message, logins: states });
+  await Services.logins.initializationPromise;
+  if (!(await ensureUnlocked())) {
+    return fail("store_cancelled", "the primary password was not entered; nothing was written");
+  }
+  const found = [];
+  for (const l of logins) {
+    const existing = await findLogin(l.origin, l.username);
+    const now = existing ? fingerprint(salt, existing.password) : "none";
+    if (l.expect !== "any" && l.expect !== now) {
+      return fail("store_conflict", `the saved login ${l.origin} of ${l.username} changed meanwhile; nothing was written`);
     }
-  } catch (e) {
-    const failed = wanted[done.length];
-    const notRestored = [];
-    for (const { side, undo } of done.reverse()) {
-      try {
-        await undo();
-      } catch (undoError) {
-        notRestored.push(side);
+    found.push(existing);
+  }
+  const written = []; // indexes, in order
+  for (const [i, l] of logins.entries()) {
+    try {
+      await writeOne(l, found[i]);
+      states[i].state = "stored";
+      written.push(i);
+    } catch (e) {
+      const after = await afterFailure(l, found[i]?.password ?? null);
+      after === "landed" ? written.push(i) : (states[i].state = after);
+      for (const j of written.reverse()) {
+        const undo = undoOf(logins[j], found[j]?.password ?? null);
+        states[j].state = await undo().then(() => "restored", () => "unknown");
       }
-    }
-    const reason = scrub(`${e.name || "Error"}: ${e.message ?? ""}`, password);
-    // NS_ERROR_ABORT: the primary-password prompt was cancelled after all.
-    throw new CodedError(
-      e.result === Cr.NS_ERROR_ABORT ? "store_cancelled" : "store_failed",
-      `could not save the ${failed} login (${reason}); ` +
-        (notRestored.length
-          ? `the ${notRestored.join(" and ")} login could not be restored`
-          : "nothing was changed")
-    );
-  }
-
-  const result = {};
-  for (const { side, action } of done) {
-    result[side] = action;
-    refreshServer(account[side].server, side === "incoming");
-  }
-  return result;
-}
-
-// ---- passwords saved by Thunderbird -------------------------------------
-//
-// When Thunderbird's login store saves a new password (its prompt after
-// "remember", the Saved Passwords dialog, another add-on) for the incoming
-// or outgoing login of a password account, onLoginSaved fires with the
-// accounts and the side, never the password. The password is kept here, for
-// SAVED_KEEP_MS at most, keyed by side + host + user name (so an account
-// sharing the login finds it too), until propagate() hands it out for the
-// host's verification or forgetSaved() drops it.
-
-const saved = new Map(); // savedKey -> {password, expires}
-const savedListeners = new Set(); // fire objects of onLoginSaved
-
-function savedKey(side, ep) {
-  return `${side}\n${ep.host.toLowerCase()}\n${ep.username}`;
-}
-
-function takeSaved(side, ep) {
-  const key = savedKey(side, ep);
-  const entry = saved.get(key);
-  if (entry && entry.expires <= Date.now()) {
-    saved.delete(key);
-    return null;
-  }
-  return entry ?? null;
-}
-
-// The password accounts whose incoming or outgoing login is origin/username:
-// {side, accountIds, endpoint (of the first of them)}, or null. One login
-// serves one side only (imap:// and mailbox:// are incoming, smtp://
-// outgoing).
-function accountsUsingLogin(origin, username) {
-  const wanted = origin.toLowerCase();
-  const side = wanted.startsWith("smtp://") ? "outgoing" : "incoming";
-  const accountIds = [];
-  let endpoint = null;
-  for (const account of MailServices.accounts.accounts) {
-    const ep = (side === "incoming" ? incomingOf(account) : outgoingOf(account))?.endpoint;
-    if (
-      ep &&
-      PASSWORD_AUTH.has(ep.authMethod) &&
-      ep.username === username &&
-      loginOrigin(ep.protocol, ep.host).toLowerCase() === wanted
-    ) {
-      accountIds.push(account.key);
-      endpoint ??= ep;
+      const reason = `${e.name || "Error"}: ${e.message ?? ""}`.split(l.password).join("***").slice(0, 200);
+      const left = states.some(s => s.state === "unknown") ? "some logins may hold the new password" : "nothing was changed";
+      const code = e.result === Cr.NS_ERROR_ABORT ? "store_cancelled" : "store_failed";
+      return fail(code, `could not save the login ${l.origin} of ${l.username} (${reason}); ${left}`);
     }
   }
-  return accountIds.length ? { side, accountIds, endpoint } : null;
+  refreshServers(logins);
+  return { logins: states };
 }
 
 // passwordmgr-storage-changed: addLogin (subject nsILoginInfo) or
-// modifyLogin (subject nsIArray [old, new]).
+// modifyLogin (subject nsIArray [old, new]) of a mail login.
+const listeners = new Set(); // fire objects of onLoginChanged
+
 function onStorageChanged(subject, topic, data) {
   if (data !== "addLogin" && data !== "modifyLogin") {
     return;
   }
   try {
-    let before = null;
-    let login;
-    if (data === "modifyLogin") {
-      const pair = subject.QueryInterface(Ci.nsIArray);
-      before = pair.queryElementAt(0, Ci.nsILoginInfo);
-      login = pair.queryElementAt(1, Ci.nsILoginInfo);
-    } else {
-      login = subject.QueryInterface(Ci.nsILoginInfo);
-    }
-    if (!login.origin || !login.password) {
+    const pair = data === "modifyLogin" ? subject.QueryInterface(Ci.nsIArray) : null;
+    const before = pair?.queryElementAt(0, Ci.nsILoginInfo);
+    const login = pair ? pair.queryElementAt(1, Ci.nsILoginInfo) : subject.QueryInterface(Ci.nsILoginInfo);
+    if (!MAIL_ORIGIN.test(login.origin ?? "") || !login.password) {
       return;
     }
-    if (consumeWrite(writeKey(login.origin, login.username, login.password))) {
-      return; // storeLogins wrote it
-    }
-    if (
-      before &&
-      before.password === login.password &&
-      before.username === login.username &&
-      before.origin === login.origin
-    ) {
-      return; // same password: nothing to propagate
-    }
-    if (!savedListeners.size) {
+    // Consumed first, so that an announced write of an unchanged password expires no later.
+    const byCredsync = ownWrite(writeKey(login.origin, login.username, login.password), false);
+    if (before && before.password === login.password && before.username === login.username && before.origin === login.origin) {
       return;
     }
-    const match = accountsUsingLogin(login.origin, login.username);
-    if (!match) {
-      return;
-    }
-    saved.set(savedKey(match.side, match.endpoint), {
-      password: login.password,
-      expires: Date.now() + SAVED_KEEP_MS,
-    });
-    const change = { accountIds: match.accountIds, side: match.side };
-    for (const fire of savedListeners) {
-      fire.async(change);
-    }
+    const change = { origin: login.origin, username: login.username, byCredsync };
+    listeners.forEach(l => l.fire.async(change));
   } catch (e) {
     console.error(`credsync: login observer: ${e.name || "error"}`);
   }
 }
 
-/**
- * What to verify so that the password Thunderbird saved for `side` also
- * serves the rest of the account: the account with every server whose saved
- * login does not hold that password yet (the other side; for an account
- * sharing the login, possibly both), and the password, for the host's sync.
- * null when nothing was saved for this account's side, the primary
- * password is locked, or every login already holds it.
- */
-async function propagate(accountId, side) {
-  const account = findAccount(accountId);
-  const ep = account[side]?.endpoint;
-  const entry = ep && takeSaved(side, ep);
-  if (!entry) {
-    return null;
-  }
-  await Services.logins.initializationPromise;
-  if (!Services.logins.isLoggedIn) {
-    return null; // never prompt from here
-  }
-  const result = { id: accountId, incoming: null, outgoing: null };
-  let needed = false;
-  for (const s of ["incoming", "outgoing"]) {
-    const endpoint = account[s]?.endpoint;
-    if (!endpoint || !PASSWORD_AUTH.has(endpoint.authMethod)) {
-      continue;
-    }
-    const login = await findLogin(endpoint);
-    if (login?.password !== entry.password) {
-      result[s] = endpoint;
-      needed = true;
-    }
-  }
-  return needed ? { account: result, password: entry.password } : null;
-}
-
-// Drops the password saved for this account's side, if it is still kept.
-async function forgetSaved(accountId, side) {
-  const account = findAccount(accountId);
-  const ep = account[side]?.endpoint;
-  if (ep) {
-    saved.delete(savedKey(side, ep));
-  }
-}
-
-// Every error reaches the add-on as an ExtensionError with a stable code
-// prefix; anything unexpected becomes store_failed / list_failed without
-// its message (which could in theory echo data).
-function guard(fallbackCode, fn) {
+// Every error reaches the add-on as "code: message"; an unexpected one
+// without its message (which could in theory echo data).
+function guard(code, fn) {
   return async (...args) => {
     try {
       return await fn(...args);
     } catch (e) {
-      if (e instanceof CodedError) {
-        throw new ExtensionUtils.ExtensionError(e.message);
-      }
-      console.error(`credsync: ${fallbackCode}: ${e.name || "error"}`);
-      throw new ExtensionUtils.ExtensionError(
-        `${fallbackCode}: unexpected ${e.name || "error"} in Thunderbird`
-      );
+      console.error(`credsync: ${code}: ${e.name || "error"}`);
+      throw new ExtensionUtils.ExtensionError(`${code}: unexpected ${e.name || "error"} in Thunderbird`);
     }
   };
 }
@@ -570,24 +321,18 @@ var credsync = class extends ExtensionCommon.ExtensionAPIPersistent {
 
   onShutdown() {
     Services.obs.removeObserver(this.observer, STORAGE_TOPIC);
-    saved.clear();
     ownWrites.clear();
-    savedListeners.clear();
+    listeners.clear();
   }
 
-  // A persistent event: a listener added by the background page survives
-  // the event page's suspension and wakes it.
+  // Persistent: a listener of the background page survives its suspension and wakes it.
   PERSISTENT_EVENTS = {
-    onLoginSaved({ fire }) {
-      const listener = { async: change => fire.async(change) };
-      savedListeners.add(listener);
+    onLoginChanged({ fire }) {
+      const listener = { fire };
+      listeners.add(listener);
       return {
-        unregister() {
-          savedListeners.delete(listener);
-        },
-        convert(newFire) {
-          fire = newFire;
-        },
+        unregister: () => listeners.delete(listener),
+        convert: newFire => (listener.fire = newFire),
       };
     },
   };
@@ -596,15 +341,9 @@ var credsync = class extends ExtensionCommon.ExtensionAPIPersistent {
     return {
       credsync: {
         listAccounts: guard("list_failed", listAccounts),
-        storeLogins: guard("store_failed", storeLogins),
-        propagate: guard("store_failed", propagate),
-        forgetSaved: guard("store_failed", forgetSaved),
-        onLoginSaved: new ExtensionCommon.EventManager({
-          context,
-          module: "credsync",
-          event: "onLoginSaved",
-          extensionApi: this,
-        }).api(),
+        readLogin: guard("internal_error", readLogin),
+        writeLogins: guard("store_failed", writeLogins),
+        onLoginChanged: new ExtensionCommon.EventManager({ context, module: "credsync", event: "onLoginChanged", extensionApi: this }).api(),
       },
     };
   }

@@ -19,11 +19,11 @@ import (
 const failWritesJS = `
 const [id, prefix] = arguments;
 const ext = WebExtensionPolicy.getByID(id)?.extension;
-for (let i = 0; i < 200 && !ext?.experimentAPIManager?.global?.storeLogins; i++) {
+for (let i = 0; i < 200 && !ext?.experimentAPIManager?.global?.writeLogins; i++) {
   await new Promise(r => setTimeout(r, 50));
 }
 const g = ext?.experimentAPIManager?.global;
-if (!g || !g.storeLogins) throw new Error("the credsync Experiment is not loaded");
+if (!g || !g.writeLogins) throw new Error("the credsync Experiment is not loaded");
 const real = g.__credsyncRealServices || g.Services;
 g.__credsyncRealServices = real;
 const logins = real.logins;

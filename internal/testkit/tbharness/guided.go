@@ -121,7 +121,9 @@ if (select.value != accountId) {
 type Field struct{ ID, Value string }
 
 // Type types into the popup's fields in order, like a user (focus, value,
-// input event), without submitting, and returns what the popup shows then.
+// input event), without submitting, and returns what the popup shows once
+// the host has checked the typed password (the popup marks a pending check
+// with data-checking on its root element).
 func (p *Popup) Type(ctx context.Context, fields ...Field) (PopupView, error) {
 	args := make([]any, 0, len(fields))
 	for _, f := range fields {
@@ -137,6 +139,11 @@ for (const [id, value] of arguments) {
   input.dispatchEvent(new Event("input", { bubbles: true }));
 }`, args, nil); err != nil {
 		return PopupView{}, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := p.WaitFor(wctx, `return !document.documentElement.dataset.checking;`, nil, 50*time.Millisecond, nil); err != nil {
+		return PopupView{}, fmt.Errorf("tbharness: the popup's rules check did not finish: %w", err)
 	}
 	return p.View(ctx)
 }
