@@ -94,6 +94,7 @@ func wantTxAccounts(t *testing.T, got []tbharness.TxAccount, ids ...string) {
 func (s *scenario) wantLoginsOnce(seen []sandbox.Login, password string, keys ...sandbox.LoginKey) {
 	s.t.Helper()
 	counts := sandbox.CountLogins(seen)
+	s.t.Logf("the servers saw %d logins: %v", len(seen), counts)
 	for _, k := range keys {
 		if counts[k] != 1 {
 			s.t.Errorf("%s: %d logins, want exactly 1", k, counts[k])
