@@ -103,6 +103,8 @@ func TestThunderbird(t *testing.T) {
 			t.Run("sync_already_changed", e.testSyncAlreadyChanged)
 			t.Run("sync_wrong_password", e.testSyncWrongPassword)
 			t.Run("change_with_sibling", e.testChangeWithSibling)
+			t.Run("change_store_fails_for_sibling", e.testChangeStoreFailsForSibling)
+			t.Run("change_mailbox_imap_pop3_shared_smtp", e.testChangeMailboxIMAPPOP3SharedSMTP)
 			t.Run("propagate_incoming_to_outgoing_and_sibling", e.testPropagate)
 			t.Run("propagate_wrong_password", e.testPropagateWrongPassword)
 			t.Run("propagate_disabled", e.testPropagateDisabled)

@@ -160,12 +160,20 @@ func (s *scenario) addAccount(spec tbharness.AccountSpec) tbharness.Account {
 // login, and returns it with its display name.
 func (s *scenario) addSibling(user, old string) (tbharness.Account, string) {
 	s.t.Helper()
+	return s.addSiblingNamed(user, old, "")
+}
+
+// addSiblingNamed is addSibling with the account's name ("": Thunderbird's
+// default, user@host, the same as the IMAP account's).
+func (s *scenario) addSiblingNamed(user, old, name string) (tbharness.Account, string) {
+	s.t.Helper()
 	smtp := sslServer(s.t, s.e.sb.SMTPS, user, "") // its login is the IMAP account's
 	pop := s.addAccount(tbharness.AccountSpec{
 		Type:     "pop3",
 		Incoming: sslServer(s.t, s.e.sb.POP3S, user, old),
 		SMTP:     &smtp,
 		Email:    user + "-pop@example.test",
+		Name:     name,
 	})
 	if err := s.popup.Reload(s.ctx); err != nil {
 		s.t.Fatal(err)
@@ -174,15 +182,19 @@ func (s *scenario) addSibling(user, old string) (tbharness.Account, string) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	name := ""
+	listed := ""
 	for _, a := range accts {
 		if a.ID == s.acct.Key && (len(a.Siblings) != 1 || a.Siblings[0] != pop.Key) {
 			s.t.Errorf("account %s has siblings %v, want [%s]", a.ID, a.Siblings, pop.Key)
 		}
 		if a.ID == pop.Key {
-			name = a.Name
+			listed = a.Name
 		}
 	}
+	if name != "" && listed != name {
+		s.t.Errorf("the popup lists account %s as %q, want %q", pop.Key, listed, name)
+	}
+	name = listed
 	if hint, err := s.popup.SiblingsHint(s.ctx, s.acct.Key); err != nil || name == "" || !strings.Contains(hint, "“"+name+"”") {
 		s.t.Errorf("popup's sibling list %q (%v) does not name %q", hint, err, name)
 	} else {

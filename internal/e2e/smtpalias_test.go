@@ -68,7 +68,7 @@ func (a *smtpAlias) check(user, password string) bool {
 		c.Close()
 	}
 	a.mu.Lock()
-	a.logins = append(a.logins, sandbox.Login{Protocol: "smtp", Username: user, Password: password, OK: good})
+	a.logins = append(a.logins, sandbox.Login{Protocol: "smtp", Addr: a.Addr, Username: user, Password: password, OK: good})
 	a.mu.Unlock()
 	return good
 }

@@ -14,8 +14,8 @@ var quiet = log.New(io.Discard, "", 0)
 
 func newIMAPServer(s *Sandbox) *imapserver.Server {
 	return imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &imapSession{sb: s}, nil, nil
+		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return &imapSession{sb: s, addr: c.NetConn().LocalAddr().String()}, nil, nil
 		},
 		// IMAP4rev1 only, so that clients send non-ASCII passwords as
 		// literals (with IMAP4rev2 they may quote UTF-8).
@@ -39,12 +39,13 @@ func newIMAPServer(s *Sandbox) *imapserver.Server {
 type imapSession struct {
 	*imapmemserver.UserSession // nil until logged in
 
-	sb *Sandbox
+	sb   *Sandbox
+	addr string // the server's address (IMAPS or IMAP)
 }
 
 // Login also serves AUTHENTICATE PLAIN (imapserver's default).
 func (sess *imapSession) Login(username, password string) error {
-	if !sess.sb.check("imap", username, password) {
+	if !sess.sb.check("imap", sess.addr, username, password) {
 		return imapserver.ErrAuthFailed
 	}
 	sess.UserSession = imapmemserver.NewUserSession(sess.sb.imapUser(username))

@@ -80,6 +80,7 @@ func (p *pop3Server) track(old, c net.Conn) {
 
 type pop3Session struct {
 	p      *pop3Server
+	addr   string // the server's address (POP3S or POP3)
 	conn   net.Conn
 	r      *bufio.Reader
 	w      *bufio.Writer
@@ -89,7 +90,7 @@ type pop3Session struct {
 }
 
 func (p *pop3Server) handle(c net.Conn) {
-	s := &pop3Session{p: p, conn: c}
+	s := &pop3Session{p: p, addr: c.LocalAddr().String(), conn: c}
 	defer func() {
 		s.conn.Close()
 		p.mu.Lock()
@@ -199,7 +200,7 @@ func (s *pop3Session) command(name, arg string) bool {
 			s.reply("-ERR already authenticated")
 		case s.user == "":
 			s.reply("-ERR USER first")
-		case s.p.sb.check("pop3", s.user, arg):
+		case s.p.sb.check("pop3", s.addr, s.user, arg):
 			s.authed = true
 			s.reply("+OK Logged in.")
 		default:

@@ -43,6 +43,9 @@ type Options struct {
 // Login is one authentication attempt seen by a server.
 type Login struct {
 	Protocol string // "imap", "pop3" or "smtp"
+	// Addr is the address of the server the client connected to (IMAPS,
+	// IMAP, POP3S, …: the port tells which).
+	Addr     string
 	Username string
 	Password string
 	OK       bool
@@ -219,6 +222,37 @@ func (s *Sandbox) Logins() []Login {
 	return append([]Login(nil), s.logins...)
 }
 
+// LoginsSince returns the authentication attempts after the first mark
+// ones: take mark = len(Logins()) before an action, then LoginsSince(mark)
+// is what the action caused.
+func (s *Sandbox) LoginsSince(mark int) []Login {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if mark < 0 || mark > len(s.logins) {
+		mark = len(s.logins)
+	}
+	return append([]Login(nil), s.logins[mark:]...)
+}
+
+// LoginKey is one user of one server: what "logged in once" counts.
+type LoginKey struct {
+	Protocol string
+	Addr     string
+	Username string
+}
+
+// String is "protocol user@addr".
+func (k LoginKey) String() string { return k.Protocol + " " + k.Username + "@" + k.Addr }
+
+// CountLogins counts attempts per server and user name, accepted or not.
+func CountLogins(logins []Login) map[LoginKey]int {
+	n := make(map[LoginKey]int)
+	for _, l := range logins {
+		n[LoginKey{l.Protocol, l.Addr, l.Username}]++
+	}
+	return n
+}
+
 // ServerTLSConfig returns a copy of the servers' TLS configuration, for test
 // servers that should present the sandbox certificate.
 func (s *Sandbox) ServerTLSConfig() *tls.Config {
@@ -231,13 +265,14 @@ func (s *Sandbox) WriteCA(path string) error {
 	return os.WriteFile(path, s.CAPEM, 0o644)
 }
 
-// check records an attempt and reports whether username/password are right.
-func (s *Sandbox) check(protocol, username, password string) bool {
+// check records an attempt on the server at addr and reports whether
+// username/password are right.
+func (s *Sandbox) check(protocol, addr, username, password string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	want, known := s.users[username]
 	ok := known && subtle.ConstantTimeCompare([]byte(password), []byte(want)) == 1
-	s.logins = append(s.logins, Login{Protocol: protocol, Username: username, Password: password, OK: ok})
+	s.logins = append(s.logins, Login{Protocol: protocol, Addr: addr, Username: username, Password: password, OK: ok})
 	return ok
 }
 

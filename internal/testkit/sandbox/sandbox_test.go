@@ -104,10 +104,10 @@ func TestIMAP(t *testing.T) {
 	}
 
 	want := []sandbox.Login{
-		{Protocol: "imap", Username: "alice", Password: "wrong"},
-		{Protocol: "imap", Username: "alice", Password: "old", OK: true},
-		{Protocol: "imap", Username: "alice", Password: "old"},
-		{Protocol: "imap", Username: "alice", Password: "new", OK: true},
+		{Protocol: "imap", Addr: sb.IMAPS, Username: "alice", Password: "wrong"},
+		{Protocol: "imap", Addr: sb.IMAPS, Username: "alice", Password: "old", OK: true},
+		{Protocol: "imap", Addr: sb.IMAP, Username: "alice", Password: "old"},
+		{Protocol: "imap", Addr: sb.IMAP, Username: "alice", Password: "new", OK: true},
 	}
 	if got := sb.Logins(); len(got) != len(want) {
 		t.Fatalf("Logins() = %+v", got)
@@ -198,6 +198,26 @@ func TestSMTP(t *testing.T) {
 
 	if n := len(sb.Logins()); n != 3 {
 		t.Fatalf("%d logins recorded, want 3", n)
+	}
+	// Counted per server (the port) and user name.
+	want := map[sandbox.LoginKey]int{
+		{Protocol: "smtp", Addr: sb.SMTPS, Username: "alice"}:      2,
+		{Protocol: "smtp", Addr: sb.Submission, Username: "alice"}: 1,
+	}
+	got := sandbox.CountLogins(sb.Logins())
+	if len(got) != len(want) {
+		t.Errorf("CountLogins() = %v, want %v", got, want)
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("CountLogins()[%s] = %d, want %d", k, got[k], n)
+		}
+	}
+	if since := sb.LoginsSince(2); len(since) != 1 || since[0].Addr != sb.Submission {
+		t.Errorf("LoginsSince(2) = %+v, want the submission login", since)
+	}
+	if since := sb.LoginsSince(3); len(since) != 0 {
+		t.Errorf("LoginsSince(3) = %+v, want none", since)
 	}
 }
 
@@ -300,6 +320,9 @@ func TestPOP3(t *testing.T) {
 		if got[i].Protocol != "pop3" || got[i].OK != want[i] {
 			t.Errorf("Logins()[%d] = %+v", i, got[i])
 		}
+	}
+	if got[0].Addr != sb.POP3S || got[2].Addr != sb.POP3 {
+		t.Errorf("Logins() addresses %q, %q; want POP3S %q, then POP3 %q", got[0].Addr, got[2].Addr, sb.POP3S, sb.POP3)
 	}
 }
 

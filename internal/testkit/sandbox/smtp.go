@@ -9,8 +9,8 @@ import (
 )
 
 func newSMTPServer(s *Sandbox) *smtp.Server {
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &smtpSession{sb: s}, nil
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return &smtpSession{sb: s, addr: c.Conn().LocalAddr().String()}, nil
 	}))
 	srv.Domain = "localhost"
 	srv.TLSConfig = s.tlsConfig // enables STARTTLS on the submission port
@@ -27,6 +27,7 @@ func newSMTPServer(s *Sandbox) *smtp.Server {
 // from authenticated clients.
 type smtpSession struct {
 	sb     *Sandbox
+	addr   string // the server's address (SMTPS or Submission)
 	authed bool
 }
 
@@ -39,7 +40,7 @@ func (sess *smtpSession) Auth(mech string) (sasl.Server, error) {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, username, password string) error {
 			if identity != "" && identity != username {
-				sess.sb.check("smtp", username, "")
+				sess.sb.check("smtp", sess.addr, username, "")
 				return smtp.ErrAuthFailed
 			}
 			return sess.login(username, password)
@@ -53,7 +54,7 @@ func (sess *smtpSession) Auth(mech string) (sasl.Server, error) {
 // login returns smtp.ErrAuthFailed (535 5.7.8) on a wrong password: a plain
 // error would make go-smtp answer 454 (temporary).
 func (sess *smtpSession) login(username, password string) error {
-	if !sess.sb.check("smtp", username, password) {
+	if !sess.sb.check("smtp", sess.addr, username, password) {
 		return smtp.ErrAuthFailed
 	}
 	sess.authed = true

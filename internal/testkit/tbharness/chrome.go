@@ -86,6 +86,10 @@ type AccountSpec struct {
 	SMTP     *ServerSpec `json:"smtp,omitempty"`
 	Email    string      `json:"email"`
 	FullName string      `json:"fullName"`
+	// Name, if set, is the account's name (the incoming server's
+	// prettyName), instead of Thunderbird's default "user@host", which
+	// the same mailbox as an IMAP and a POP3 account would share.
+	Name string `json:"name,omitempty"`
 }
 
 // Account is a created account.
@@ -148,6 +152,7 @@ if (spec.type == "pop3") {
   inServer.setBoolValue("leave_on_server", true);
   inServer.setBoolValue("download_on_biff", false);
 }
+if (spec.name) inServer.prettyName = spec.name;
 inServer.valid = true;
 
 let out = null;

@@ -6,18 +6,25 @@ package tbharness
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 )
 
 // failWritesJS makes the credsync Experiment's login writes (add, modify)
-// fail for logins whose origin starts with a prefix, by giving its global
-// scope a Services whose logins object throws for them: Thunderbird's own
-// login manager stays untouched. Every write the Experiment attempts
+// fail for some logins, by giving its global scope a Services whose logins
+// object throws for them: Thunderbird's own login manager stays untouched.
+// The logins are those whose origin starts with match.prefix, or the one
+// of match.origin and match.username. Every write the Experiment attempts
 // through it is recorded ("add|modify|remove origin ok|failed").
 const failWritesJS = `
-const [id, prefix] = arguments;
+const [id, match] = arguments;
+const refused = login => {
+  const origin = String(login?.origin ?? "");
+  if (match.prefix) return origin.startsWith(match.prefix);
+  return origin == match.origin && String(login?.username ?? "") == match.username;
+};
 const ext = WebExtensionPolicy.getByID(id)?.extension;
 for (let i = 0; i < 200 && !ext?.experimentAPIManager?.global?.writeLogins; i++) {
   await new Promise(r => setTimeout(r, 50));
@@ -34,7 +41,7 @@ const wrap = (name, kind) => {
   if (!f) return undefined;
   return function(login, ...rest) {
     const origin = String(login?.origin ?? "");
-    if (origin.startsWith(prefix) && kind != "remove") {
+    if (refused(login) && kind != "remove") {
       calls.push(kind + " " + origin + " failed");
       throw new Error("credsync test: writing the " + origin + " login fails");
     }
@@ -62,7 +69,19 @@ g.Services = new Proxy({}, { get(_, p) { return p === "logins" ? failing : real[
 // "smtp://"): a stand-in for a disk error or a login manager that refuses
 // the second of the two writes a store makes. RestoreLoginWrites undoes it.
 func (tb *TB) FailLoginWrites(ctx context.Context, addonID, originPrefix string) error {
-	return tb.Chrome(ctx, failWritesJS, []any{addonID, originPrefix}, nil)
+	if originPrefix == "" {
+		return errors.New("tbharness: FailLoginWrites: empty origin prefix")
+	}
+	return tb.Chrome(ctx, failWritesJS, []any{addonID, map[string]string{"prefix": originPrefix}}, nil)
+}
+
+// FailLoginWrite makes the credsync Experiment of add-on addonID fail to
+// write (add or modify) the one login of origin and username, e.g. the
+// login only a second account of a transaction has: the login manager
+// refuses that write, the others go through (restores included).
+// RestoreLoginWrites undoes it.
+func (tb *TB) FailLoginWrite(ctx context.Context, addonID, origin, username string) error {
+	return tb.Chrome(ctx, failWritesJS, []any{addonID, map[string]string{"origin": origin, "username": username}}, nil)
 }
 
 // RestoreLoginWrites gives the Experiment its own Services back and

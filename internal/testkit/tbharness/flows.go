@@ -171,3 +171,83 @@ const [id] = arguments;
 return String(WebExtensionPolicy.getByID(id).extension.backgroundState);`, []any{addonID}, &state)
 	return state, err
 }
+
+// TxAccount is an account a transaction writes, with its sides.
+type TxAccount struct {
+	ID    string   `json:"id"`
+	Name  string   `json:"name"`
+	Sides []string `json:"sides"`
+}
+
+// TxLogin is a login a transaction writes and its state: "stored",
+// "unchanged", "restored" or "unknown".
+type TxLogin struct {
+	Origin   string `json:"origin"`
+	Username string `json:"username"`
+	State    string `json:"state"`
+}
+
+// TxServer is a server a transaction logged in to, and its answer.
+type TxServer struct {
+	Side     string `json:"side"`
+	Protocol string `json:"protocol"`
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	Username string `json:"username"`
+	Outcome  string `json:"outcome"`
+}
+
+// TxMembers say what a transaction touched (PROTOCOL.md, "The
+// transaction's result"); error replies carry whichever are known.
+type TxMembers struct {
+	Changed  bool        `json:"changed"`
+	Accounts []TxAccount `json:"accounts"`
+	Logins   []TxLogin   `json:"logins"`
+	Servers  []TxServer  `json:"servers"`
+}
+
+// FlowResult is the final answer of the popup's last change or sync of an
+// account, as the background page keeps it and hands it to the popup:
+// the host's result, or its error (code, changed, accounts, logins,
+// servers).
+type FlowResult struct {
+	OK     bool `json:"ok"`
+	Result *struct {
+		Stored bool `json:"stored"`
+		TxMembers
+	} `json:"result"`
+	Error *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		TxMembers
+	} `json:"error"`
+}
+
+// LastResult returns the final answer of the last change or sync of
+// accountID that the background page ran, as the popup got it (the
+// popup's own "watch" message on a port named "credsync"). The flow must
+// have finished.
+func (p *Popup) LastResult(ctx context.Context, accountID string) (FlowResult, error) {
+	var r FlowResult
+	err := p.Eval(ctx, `
+const [accountId] = arguments;
+return await new Promise((resolve, reject) => {
+  const port = messenger.runtime.connect({ name: "credsync" });
+  const timer = setTimeout(() => { port.disconnect(); reject(new Error("no result within 10 s")); }, 10000);
+  port.onMessage.addListener(m => {
+    if (m?.type != "result") return;
+    clearTimeout(timer);
+    port.disconnect();
+    resolve({ ok: !!m.ok, result: m.result ?? null, error: m.error ?? null });
+  });
+  port.onDisconnect.addListener(() => { clearTimeout(timer); reject(new Error("the background page closed the port")); });
+  port.postMessage({ cmd: "watch", accountId });
+});`, []any{accountID}, &r)
+	if err != nil {
+		return r, err
+	}
+	if r.Error != nil && r.Error.Code == "no_flow" {
+		return r, fmt.Errorf("tbharness: the background page ran no change or sync of %s", accountID)
+	}
+	return r, nil
+}
