@@ -94,20 +94,22 @@ func (e *Engine) Change(ctx context.Context, c Change, progress Progress) (resul
 		}
 		return Result{}, fe
 	}
-	// The provider may have applied the change: one login per server with
-	// the new password tells, and is the only retry-free way to know.
+	// The provider may have applied the change, now or a moment later
+	// (replication, a queue behind its panel, a server's authentication
+	// cache): one login per server with the new password tells only when
+	// one accepts it. A refusal proves nothing; only the provider's own
+	// refusal (above) says "not changed".
 	e.check(ctx, p.servers, c.New, progress)
-	switch {
-	case anyOK(p.servers):
+	if anyOK(p.servers) {
 		progress(StepChanging, OK)
 		return e.checkAndStore(ctx, salt, p, c.New, true, true, progress)
-	case anyRefused(p.servers):
-		return Result{}, &Error{Code: code.NotChanged, Accounts: p.accounts, Servers: p.servers,
-			Message: "the provider's answer was lost and the new password does not log in: the password was not changed; the current one still applies"}
-	default:
-		return Result{}, &Error{Code: code.OutcomeUnknown, Accounts: p.accounts, Servers: p.servers,
-			Message: "the provider's answer was lost and the servers could not be asked; Thunderbird keeps the current password. Try logging in to the webmail with the new password: if it works, use \"I already changed it\""}
 	}
+	msg := "the provider's answer was lost and the servers could not be asked"
+	if anyRefused(p.servers) {
+		msg = "the provider's answer was lost and the servers refuse the new password for now; the provider may still apply it (or may not have)"
+	}
+	return Result{}, &Error{Code: code.OutcomeUnknown, Accounts: p.accounts, Servers: p.servers,
+		Message: msg + ". Thunderbird keeps the current password. In a few minutes, log in to the webmail with the new password: if it works, use \"I already changed it\"; if the current one still works, nothing changed"}
 }
 
 // mainServer is the server whose login the provider changes: the incoming

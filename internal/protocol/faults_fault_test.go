@@ -217,9 +217,11 @@ func TestFaultServerSlowerThanDeadline(t *testing.T) {
 
 // The provider fails after it accepted the request (the connection drops
 // unanswered): one login per server with the new password decides —
-// stored when the provider had applied it (all-new, one store), not_changed
-// when it had not (all-old), outcome_unknown when no server can tell
-// (all-old, the user told to check). Never more than one login per server.
+// stored when the provider had applied it (all-new, one store);
+// outcome_unknown when no server accepts the new password — whether they
+// refuse it (the provider did not apply it, or applied it and the servers
+// lag behind) or cannot be asked: a lost answer is never "not changed".
+// Never more than one login per server.
 func TestFaultProviderLostAfterAccepting(t *testing.T) {
 	for _, c := range []struct {
 		name      string
@@ -229,7 +231,7 @@ func TestFaultProviderLostAfterAccepting(t *testing.T) {
 		wantLogin int    // logins with the new password
 	}{
 		{"applied", true, false, "", 3},
-		{"not applied", false, false, "not_changed", 3},
+		{"not applied", false, false, "outcome_unknown", 3},
 		{"servers unreachable", true, true, "outcome_unknown", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
