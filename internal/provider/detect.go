@@ -47,7 +47,7 @@ var refusalKinds = []struct {
 	kind  Kind
 	words []string
 }{
-	{RecentlyUsed, []string{"recently used", "used recently", "already used", "been used before", "used previously", "password history", "in history", "già utilizzata", "già stata utilizzata", "già usata", "utilizzata di recente", "utilizzata in precedenza", "usata in precedenza"}},
+	{RecentlyUsed, []string{"recently used", "used recently", "already used", "already been used", "been used before", "used previously", "password history", "in history", "già utilizzata", "già stata utilizzata", "già usata", "utilizzata di recente", "utilizzata in precedenza", "usata in precedenza"}},
 	{TooRecent, []string{"too soon", "can't be changed yet", "cannot be changed yet", "minimum password age", "changed too recently", "troppo presto", "troppo recente", "non può essere ancora", "non è ancora possibile"}},
 	{Locked, []string{"locked", "bloccat", "disabled", "disabilitat", "sospes", "suspended", "too many failed", "too many login", "troppi tentativi"}},
 }
