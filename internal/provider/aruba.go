@@ -31,17 +31,28 @@ import (
 // posting anything, and a change page that asks for more is left without
 // posting the change.
 //
-// The login uses the current password: the login form shown again with an
-// error message is WrongCurrent (Locked when the message says the mailbox
-// is locked), without a message PageNotRecognised.
+// Outcomes are read from the pages' structure, not from their wording,
+// which a restyled or translated panel changes (internal/testkit/
+// simulators/aruba serves several variants):
+//   - After posting the login: the login form shown again (a form posting
+//     where the login form posted, or one that looks like a login form),
+//     directly or after a redirect, is the panel refusing the credentials:
+//     WrongCurrent, Locked when its words say the mailbox is locked. A page
+//     that is neither the login form nor leads to the change form is
+//     PageNotRecognised (nothing further is submitted), unless it carries a
+//     message whose words say locked, too soon or wrong password.
+//   - After posting the change: a success message (by class or words) is
+//     success; an error message, or the change form shown again with text
+//     that was not on the page it was posted from, is the provider's
+//     refusal: its known words refine the kind (WrongCurrent, RecentlyUsed,
+//     TooRecent, Locked, a rule), else Rejected. No message, both kinds, or
+//     a lost answer is OutcomeUnknown: the flow then tries the new password
+//     once.
 //
-// Reading the outcome: the page after "Cambia Password" must show one clear
-// message: an error (an element styled as error/danger, or an alert whose
-// words are negative) or a success ("modificata correttamente"). An error
-// about the current password ("Password attuale … errata / non è
-// corretta") is WrongCurrent, one about history RecentlyUsed, anything else
-// Rejected with the rule its words name. No message, both kinds, or a lost
-// answer is OutcomeUnknown: the flow then tries the new password once.
+// Every error says what was sent (Error.Sent: nothing, the current password
+// to the login form, or the change) and carries the provider's own words
+// (Error.Words: the message nearest the form, scrubbed of the passwords)
+// when it gave any.
 //
 // Aruba's rules (8-256 characters, upper and lower case, a digit, one
 // special of !#$%&()*+,./-:;=?[]_{|}\@) are checked before any request.
@@ -79,7 +90,9 @@ func (aruba) Info() Info {
 	}
 }
 
-func (aruba) Change(ctx context.Context, r Request) error {
+func (aruba) Change(ctx context.Context, r Request) (err error) {
+	sent := SentNothing
+	defer func() { stampSent(err, sent) }()
 	if v := policy.Check(r.Current, r.New, arubaRules); v != nil {
 		return &Error{Kind: Rejected, Rule: v.Rule, Detail: "aruba: refused before sending: " + v.Message}
 	}
@@ -100,11 +113,11 @@ func (aruba) Change(ctx context.Context, r Request) error {
 	defer client.CloseIdleConnections()
 
 	// 1. The login page.
-	page, err := arubaGet(ctx, client, base)
+	loginPage, err := arubaGet(ctx, client, base)
 	if err != nil {
 		return err
 	}
-	login, why := page.loginForm()
+	login, why := loginPage.loginForm()
 	if login == nil {
 		return &Error{Kind: PageNotRecognised, Detail: "aruba: login page: " + why + "; nothing was sent"}
 	}
@@ -112,36 +125,34 @@ func (aruba) Change(ctx context.Context, r Request) error {
 	vals.Set(login.user.name, r.Username)
 	vals.Set(login.pass.name, r.Current)
 
-	// 2. Log in with the current password: a refusal shows the login form again.
-	page, err = arubaPost(ctx, client, page, login.form, vals, false)
+	// 2. Log in with the current password.
+	page, err := arubaPost(ctx, client, loginPage, login.form, vals, false)
+	if reached(err) {
+		sent = SentCurrent
+	}
 	if err != nil {
 		return err
 	}
-	if page.looksLikeLogin() {
-		text := page.messageText(arubaError)
-		if text == "" {
-			return &Error{Kind: PageNotRecognised, Detail: "aruba: the login page came back without saying why; the password was not changed"}
-		}
-		if e := refusal(text, secrets...); e.Kind == Locked {
-			e.Detail = "aruba: login: " + e.Detail
-			return e
-		}
-		return &Error{Kind: WrongCurrent, Detail: "aruba: the panel refused the login: " + scrubText(text, secrets...)}
+	sent = SentCurrent
+	// The login form back (after a redirect, too) is the panel refusing the
+	// credentials, whatever its words.
+	if again := page.loginLike(login.form); again != nil {
+		return arubaLoginRefused(loginPage, page, again, secrets)
 	}
 
 	// 3. The change form: on this page, or behind "Cambio Password".
 	form, _ := page.changeForm()
+	changePage := page
 	if form == nil {
-		var why string
 		link, lwhy := page.changeLink()
 		if link == nil {
-			return &Error{Kind: PageNotRecognised, Detail: "aruba: after login: " + lwhy + "; the password was not changed"}
+			return page.unrecognised("aruba: after login: "+lwhy, secrets)
 		}
-		if page, err = arubaGet(ctx, client, link); err != nil {
+		if changePage, err = arubaGet(ctx, client, link); err != nil {
 			return err
 		}
-		if form, why = page.changeForm(); form == nil {
-			return &Error{Kind: PageNotRecognised, Detail: "aruba: change page: " + why + "; the password was not changed"}
+		if form, why = changePage.changeForm(); form == nil {
+			return changePage.unrecognised("aruba: change page: "+why, secrets)
 		}
 	}
 	vals = form.form.values(form.submit)
@@ -150,11 +161,63 @@ func (aruba) Change(ctx context.Context, r Request) error {
 	vals.Set(form.confirm.name, r.New)
 
 	// 4. Submit the change and read the verdict.
-	result, err := arubaPost(ctx, client, page, form.form, vals, true)
+	result, err := arubaPost(ctx, client, changePage, form.form, vals, true)
+	if reached(err) {
+		sent = SentChange
+	}
 	if err != nil {
 		return err
 	}
-	return result.verdict(secrets)
+	sent = SentChange
+	return result.verdict(changePage, secrets)
+}
+
+// arubaLoginRefused is the error for the login form shown again after the
+// credentials were posted: WrongCurrent, unless the panel's words say the
+// mailbox is locked, with the panel's words (the new text nearest the form)
+// when it gave any.
+func arubaLoginRefused(before, after *arubaPage, form *arubaForm, secrets []string) *Error {
+	text := after.newText(before, form)
+	if text == "" {
+		text = after.messageText(arubaError)
+	}
+	words := providerWords(text, secrets...)
+	if text != "" {
+		if e := refusal(text, secrets...); e.Kind == Locked {
+			e.Detail, e.Words = "aruba: login: "+e.Detail, words
+			return e
+		}
+	}
+	detail := "aruba: the panel showed its login form again after the current password was posted: it refused the login"
+	if t := scrubText(text, secrets...); t != "" && words != "" {
+		detail += ": " + t
+	}
+	return &Error{Kind: WrongCurrent, Detail: detail, Words: words}
+}
+
+// unrecognised is the error for a page after the login that is neither the
+// login form nor leads to the change form. Without a message it is
+// PageNotRecognised; a message whose words the driver knows (a locked
+// mailbox, a change too soon, a wrong password) gives that kind; any other
+// message stays PageNotRecognised but carries the panel's words.
+func (p *arubaPage) unrecognised(why string, secrets []string) *Error {
+	text := p.messageText(arubaError)
+	if text == "" {
+		text = p.messageText(arubaNeutral)
+	}
+	e := &Error{Kind: PageNotRecognised, Detail: why + "; the password was not changed"}
+	if text == "" {
+		return e
+	}
+	e.Words = providerWords(text, secrets...)
+	if r := refusal(text, secrets...); r.Kind == Locked || r.Kind == TooRecent {
+		r.Detail, r.Words = "aruba: "+r.Detail, e.Words
+		return r
+	}
+	if saysWrongCurrent(scrubText(text, secrets...)) {
+		return &Error{Kind: WrongCurrent, Detail: "aruba: " + scrubText(text, secrets...), Words: e.Words}
+	}
+	return e
 }
 
 // arubaBase is the panel's address: rawURL or the default, https only.
@@ -214,7 +277,7 @@ func arubaPost(ctx context.Context, client *http.Client, page *arubaPage, form *
 		if changes {
 			kind = OutcomeUnknown
 		}
-		return nil, &Error{Kind: kind, Detail: "aruba: the panel answered HTTP " + resp.Status}
+		return nil, &Error{Kind: kind, Detail: "aruba: the panel answered HTTP " + resp.Status, written: true}
 	}
 	return arubaReadPage(body, resp.Request.URL), nil
 }
@@ -233,7 +296,7 @@ var (
 
 // Words of the page's messages.
 var (
-	arubaSuccessWords = []string{"modificata correttamente", "cambiata correttamente", "aggiornata correttamente", "modificata con successo", "cambiata con successo", "aggiornata con successo", "è stata modificata", "è stata cambiata", "è stata aggiornata", "password changed", "successfully", "operazione completata", "operazione eseguita"}
+	arubaSuccessWords = []string{"modificata correttamente", "cambiata correttamente", "aggiornata correttamente", "modificata con successo", "cambiata con successo", "aggiornata con successo", "è stata modificata", "è stata cambiata", "è stata aggiornata", "password changed", "password has been changed", "password has been updated", "password was changed", "password was updated", "successfully", "operazione completata", "operazione eseguita"}
 	arubaErrorWords   = []string{"errat", "non è corrett", "non corrett", "non è valid", "non valid", "non rispett", "non coincid", "non corrispond", "non consentit", "non ammess", "non è possibile", "non è stato possibile", "impossibile", "errore", "deve contenere", "deve essere", "incorrect", "wrong", "invalid", "error", "failed", "must "}
 )
 
@@ -260,12 +323,22 @@ type arubaPage struct {
 	forms    []*arubaForm
 	links    []arubaLink
 	messages []arubaMessage
+	// blocks are the page's visible texts between block boundaries, in
+	// order, with their position (the index of the token they start at).
+	blocks []arubaBlock
+}
+
+type arubaBlock struct {
+	text string
+	pos  int
 }
 
 type arubaForm struct {
 	action   *url.URL
 	method   string
 	controls []*arubaControl
+	// start and end are the positions of <form> and </form>.
+	start, end int
 }
 
 // arubaControl is one form control: input, select, textarea or button.
@@ -482,20 +555,84 @@ func (f *arubaForm) passwordFields() int {
 }
 
 // looksLikeLogin tells the login page shown again after a refused login
-// (perhaps with a captcha added) from a logged-in page: a form with one
-// password field and a login button or a mailbox-name field.
-func (p *arubaPage) looksLikeLogin() bool {
+// (perhaps with a captcha added) from a logged-in page.
+func (p *arubaPage) looksLikeLogin() bool { return p.loginLike(nil) != nil }
+
+// loginLike is the form of p that is the login form shown again: one that
+// posts where the login form posted (posted, when known) with one password
+// field, or any form with one password field and a login button or a
+// mailbox-name field.
+func (p *arubaPage) loginLike(posted *arubaForm) *arubaForm {
 	for _, f := range p.forms {
 		if f.passwordFields() != 1 {
 			continue
 		}
+		if posted != nil && f.action.String() == posted.action.String() {
+			return f
+		}
 		for _, c := range f.controls {
 			if c.submits() && arubaLoginButtons[c.label] || c.fillable() && arubaUserLabels[c.label] {
-				return true
+				return f
 			}
 		}
 	}
-	return false
+	return nil
+}
+
+// changeLike is the change form shown again: a form with two or more
+// password fields.
+func (p *arubaPage) changeLike() *arubaForm {
+	for _, f := range p.forms {
+		if f.passwordFields() >= 2 {
+			return f
+		}
+	}
+	return nil
+}
+
+// newText is the panel's message about a form it showed again: the text of
+// after that was not on before, the page the form was posted from. Text
+// blocks next to each other make one message; the one nearest form wins
+// (the earlier on a tie). "" when nothing new is shown.
+func (after *arubaPage) newText(before *arubaPage, form *arubaForm) string {
+	if before == nil || form == nil {
+		return ""
+	}
+	seen := make(map[string]bool, len(before.blocks))
+	for _, b := range before.blocks {
+		seen[policy.NormalizeText(b.text)] = true
+	}
+	best, bestDist := "", -1
+	var group []string
+	var first, last int
+	flush := func() {
+		if len(group) == 0 {
+			return
+		}
+		dist := 0
+		switch {
+		case last < form.start:
+			dist = form.start - last
+		case first > form.end:
+			dist = first - form.end
+		}
+		if bestDist < 0 || dist < bestDist {
+			best, bestDist = strings.Join(strings.Fields(strings.Join(group, " ")), " "), dist
+		}
+		group = nil
+	}
+	for _, b := range after.blocks {
+		if seen[policy.NormalizeText(b.text)] {
+			flush()
+			continue
+		}
+		if len(group) == 0 {
+			first = b.pos
+		}
+		group, last = append(group, b.text), b.pos
+	}
+	flush()
+	return arubaCap(best)
 }
 
 // changeLink is the menu's "Cambio Password", on the same site.
@@ -530,23 +667,51 @@ func (p *arubaPage) messageText(kind int) string {
 	return strings.Join(parts, " ")
 }
 
-// verdict reads the page shown after the change form was submitted.
-func (p *arubaPage) verdict(secrets []string) error {
+// verdict reads the page shown after the change form (from page before)
+// was submitted:
+//   - a success message (by its class or its words) and no error: changed;
+//   - an error message (by its class or its words): the provider's refusal,
+//     its words refining the kind (WrongCurrent, RecentlyUsed, TooRecent,
+//     Locked, a rule) else Rejected;
+//   - no message the driver can classify, but the change form shown again
+//     with text that was not there before: Rejected (unless the words say
+//     success), with that text as the provider's words;
+//   - both, or nothing: OutcomeUnknown.
+//
+// The provider's words are the new text nearest the form when the form came
+// back, else the error message's.
+func (p *arubaPage) verdict(before *arubaPage, secrets []string) error {
 	errText, okText := p.messageText(arubaError), p.messageText(arubaSuccess)
+	text := p.newText(before, p.changeLike())
 	switch {
 	case errText != "" && okText == "":
-		if saysWrongCurrent(scrubText(errText, secrets...)) {
-			return &Error{Kind: WrongCurrent, Detail: "aruba: " + scrubText(errText, secrets...)}
+		if text == "" {
+			text = errText
 		}
-		e := refusal(errText, secrets...)
-		e.Detail = "aruba: " + e.Detail
-		return e
+		return arubaRefused(errText, text, secrets)
 	case okText != "" && errText == "":
 		return nil
 	case okText != "":
 		return &Error{Kind: OutcomeUnknown, Detail: "aruba: the page shows both success and an error: " + scrubText(okText+" / "+errText, secrets...)}
+	case text != "":
+		if arubaWords(text) == arubaSuccess {
+			return nil
+		}
+		return arubaRefused(text, text, secrets)
 	}
 	return &Error{Kind: OutcomeUnknown, Detail: "aruba: the page after “Cambia Password” says neither success nor failure (" + scrubText(p.title, secrets...) + ")"}
+}
+
+// arubaRefused is the error for a refused change: text decides the kind,
+// words are the provider's.
+func arubaRefused(text, words string, secrets []string) *Error {
+	w := providerWords(words, secrets...)
+	if saysWrongCurrent(scrubText(text, secrets...)) {
+		return &Error{Kind: WrongCurrent, Detail: "aruba: " + scrubText(text, secrets...), Words: w}
+	}
+	e := refusal(text, secrets...)
+	e.Detail, e.Words = "aruba: "+e.Detail, w
+	return e
 }
 
 // arubaClassify says whether an element is a message box and of which
@@ -588,6 +753,7 @@ const (
 	arubaMaxDepth    = 256
 	arubaMaxControls = 512
 	arubaMaxText     = 1024 // bytes of text kept per label, link or message
+	arubaMaxBlocks   = 4096 // text blocks and messages kept per page
 )
 
 // arubaOpen is an open element with what its text feeds.
@@ -630,7 +796,16 @@ func arubaReadPage(body []byte, pageURL *url.URL) *arubaPage {
 		boundary  bool
 		inTitle   bool
 		skip      int // inside script/style/template
+		pos       int // index of the current token
+		blk       strings.Builder
+		blkPos    int
 	)
+	flushBlock := func() {
+		if t := strings.TrimSpace(blk.String()); t != "" && len(p.blocks) < arubaMaxBlocks {
+			p.blocks = append(p.blocks, arubaBlock{text: t, pos: blkPos})
+		}
+		blk.Reset()
+	}
 	resolve := func(ref string) *url.URL {
 		u, err := url.Parse(strings.TrimSpace(ref))
 		if err != nil {
@@ -650,6 +825,13 @@ func arubaReadPage(body []byte, pageURL *url.URL) *arubaPage {
 			if o.text != nil && o.text.Len() < arubaMaxText {
 				o.text.WriteString(t)
 			}
+		}
+		switch {
+		case blk.Len() == 0 && strings.TrimSpace(t) != "":
+			blkPos = pos
+			blk.WriteString(t)
+		case blk.Len() > 0 && blk.Len() < arubaMaxText:
+			blk.WriteString(t)
 		}
 		if strings.TrimSpace(t) != "" {
 			if boundary {
@@ -708,7 +890,7 @@ func arubaReadPage(body []byte, pageURL *url.URL) *arubaPage {
 				} else if kind == arubaSuccess && arubaWords(text) == arubaError {
 					kind = arubaError
 				}
-				if kind != arubaNeutral {
+				if len(p.messages) < arubaMaxBlocks {
 					p.messages = append(p.messages, arubaMessage{kind: kind, text: arubaCap(strings.TrimSpace(text))})
 				}
 			}
@@ -750,6 +932,7 @@ func arubaReadPage(body []byte, pageURL *url.URL) *arubaPage {
 		if tt == html.ErrorToken {
 			break
 		}
+		pos++
 		switch tt {
 		case html.TextToken:
 			addText(string(z.Text()))
@@ -758,6 +941,7 @@ func arubaReadPage(body []byte, pageURL *url.URL) *arubaPage {
 			a := arubaAttrs(tok)
 			if !arubaInline[tok.DataAtom] {
 				boundary = true
+				flushBlock()
 			}
 			switch tok.DataAtom {
 			case atom.Script, atom.Style, atom.Template:
@@ -775,7 +959,7 @@ func arubaReadPage(body []byte, pageURL *url.URL) *arubaPage {
 						action = pageURL
 					}
 					if action != nil {
-						form = &arubaForm{action: action, method: strings.ToLower(a["method"])}
+						form = &arubaForm{action: action, method: strings.ToLower(a["method"]), start: pos, end: -1}
 						p.forms = append(p.forms, form)
 						if a["id"] != "" {
 							formsByID[a["id"]] = form
@@ -854,6 +1038,7 @@ func arubaReadPage(body []byte, pageURL *url.URL) *arubaPage {
 			tok := z.Token()
 			if !arubaInline[tok.DataAtom] {
 				boundary = true
+				flushBlock()
 			}
 			switch tok.DataAtom {
 			case atom.Script, atom.Style, atom.Template:
@@ -865,6 +1050,9 @@ func arubaReadPage(body []byte, pageURL *url.URL) *arubaPage {
 				inTitle = false
 				continue
 			case atom.Form:
+				if form != nil {
+					form.end = pos
+				}
 				form = nil
 				continue
 			}
@@ -883,6 +1071,12 @@ func arubaReadPage(body []byte, pageURL *url.URL) *arubaPage {
 	}
 	for len(stack) > 0 {
 		closeTop()
+	}
+	flushBlock()
+	for _, f := range p.forms {
+		if f.end < 0 {
+			f.end = pos
+		}
 	}
 	for _, c := range controls {
 		if c.id != "" {

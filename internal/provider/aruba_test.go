@@ -2,6 +2,8 @@ package provider
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -25,17 +27,36 @@ func arubaChange(s *sim.Server, current, next string) error {
 	return simChange(aruba{}, s.CAPool, s.URL, arubaUser, current, next)
 }
 
-func TestArubaChange(t *testing.T) {
-	s := arubaStart(t, sim.Options{})
-	btKind(t, arubaChange(s, arubaOld, arubaNew), "", "")
-	if got := s.Password(arubaUser); got != arubaNew {
-		t.Fatalf("the panel has %q", got)
-	}
-	if posts := s.Posts(); !slices.Equal(posts, []string{"/Login/Accedi", "/Account/CambioPassword"}) {
-		t.Fatalf("posts %v; want one login and one change", posts)
+// forVariants runs f once per markup variant of the simulated panel.
+func forVariants(t *testing.T, f func(t *testing.T, v sim.Variant)) {
+	for _, v := range sim.Variants {
+		t.Run(v.String(), func(t *testing.T) { f(t, v) })
 	}
 }
 
+func TestArubaChange(t *testing.T) {
+	forVariants(t, func(t *testing.T, v sim.Variant) {
+		s := arubaStart(t, sim.Options{Variant: v})
+		btKind(t, arubaChange(s, arubaOld, arubaNew), "", "")
+		if got := s.Password(arubaUser); got != arubaNew {
+			t.Fatalf("the panel has %q", got)
+		}
+		if posts := s.Posts(); !slices.Equal(posts, []string{"/Login/Accedi", "/Account/CambioPassword"}) {
+			t.Fatalf("posts %v; want one login and one change", posts)
+		}
+	})
+}
+
+// Words no driver knows, refusing a new password: they reach the user as
+// the provider's.
+const (
+	arubaRefuseIT = "La combinazione scelta non è accettata dal sistema."
+	arubaRefuseEN = "This choice is not accepted by the system, pick another one."
+)
+
+// TestArubaFailures runs every failure on every markup variant: the
+// outcome is read from the pages' structure (the login form back, the
+// change form back with a message), never from the simulator's words.
 func TestArubaFailures(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -47,37 +68,69 @@ func TestArubaFailures(t *testing.T) {
 		rule    string
 		posts   int // POSTs the panel may see
 		changed bool
+		sent    string // Error.Sent
+		words   string // Error.Words: "" none, "*" any non-empty text, else exactly
 	}{
-		{name: "wrong current password", current: "Sbagliata-1!", next: arubaNew, kind: WrongCurrent, posts: 1},
-		{name: "locked mailbox", opts: sim.Options{Locked: []string{arubaUser}}, current: arubaOld, next: arubaNew, kind: Locked, posts: 1},
-		{name: "rejected: stricter length", opts: sim.Options{MinLength: 16}, current: arubaOld, next: arubaNew, kind: Rejected, rule: "too_short", posts: 2},
-		{name: "rejected: used before", current: arubaOld, next: arubaNew, kind: RecentlyUsed, posts: 2},
-		{name: "lost after sending, applied", fault: sim.DropAfterChange, current: arubaOld, next: arubaNew, kind: OutcomeUnknown, posts: 2, changed: true},
-		{name: "lost after sending, not applied", fault: sim.DropBeforeChange, current: arubaOld, next: arubaNew, kind: OutcomeUnknown, posts: 2},
-		{name: "page says nothing", fault: sim.Unrecognisable, current: arubaOld, next: arubaNew, kind: OutcomeUnknown, posts: 2, changed: true},
-		{name: "server error", fault: sim.ServerError, current: arubaOld, next: arubaNew, kind: OutcomeUnknown, posts: 2},
+		{name: "wrong current password", current: "Sbagliata-1!", next: arubaNew, kind: WrongCurrent, posts: 1, sent: SentCurrent, words: "*"},
+		{name: "locked mailbox", opts: sim.Options{Locked: []string{arubaUser}}, current: arubaOld, next: arubaNew, kind: Locked, posts: 1, sent: SentCurrent, words: "*"},
+		{name: "rejected: stricter length", opts: sim.Options{MinLength: 16}, current: arubaOld, next: arubaNew, kind: Rejected, rule: "too_short", posts: 2, sent: SentChange, words: "*"},
+		{name: "rejected: used before", current: arubaOld, next: arubaNew, kind: RecentlyUsed, posts: 2, sent: SentChange, words: "*"},
+		{name: "rejected in unknown words (it)", opts: sim.Options{Refuse: arubaRefuseIT}, current: arubaOld, next: arubaNew, kind: Rejected, posts: 2, sent: SentChange, words: arubaRefuseIT},
+		{name: "rejected in unknown words (en)", opts: sim.Options{Refuse: arubaRefuseEN}, current: arubaOld, next: arubaNew, kind: Rejected, posts: 2, sent: SentChange, words: arubaRefuseEN},
+		{name: "lost after sending, applied", fault: sim.DropAfterChange, current: arubaOld, next: arubaNew, kind: OutcomeUnknown, posts: 2, changed: true, sent: SentChange},
+		{name: "lost after sending, not applied", fault: sim.DropBeforeChange, current: arubaOld, next: arubaNew, kind: OutcomeUnknown, posts: 2, sent: SentChange},
+		{name: "page says nothing", fault: sim.Unrecognisable, current: arubaOld, next: arubaNew, kind: OutcomeUnknown, posts: 2, changed: true, sent: SentChange},
+		{name: "server error", fault: sim.ServerError, current: arubaOld, next: arubaNew, kind: OutcomeUnknown, posts: 2, sent: SentChange},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if c.name == "rejected: used before" {
-				// The panel remembers arubaNew: it was the password before arubaOld.
-				c.opts.Users = map[string]string{arubaUser: arubaNew}
-			}
-			s := arubaStart(t, c.opts)
-			setup := 0
-			if c.name == "rejected: used before" {
-				btKind(t, arubaChange(s, arubaNew, arubaOld), "", "")
-				setup = len(s.Posts())
-			}
-			s.SetFault(c.fault)
-			btKind(t, arubaChange(s, c.current, c.next), c.kind, c.rule, c.current, c.next)
-			if n := len(s.Posts()) - setup; n != c.posts {
-				t.Fatalf("%d POSTs (%v); want %d", n, s.Posts(), c.posts)
-			}
-			if changed := s.Password(arubaUser) == c.next; changed != c.changed {
-				t.Fatalf("changed = %v; want %v", changed, c.changed)
-			}
+			forVariants(t, func(t *testing.T, v sim.Variant) {
+				opts := c.opts
+				opts.Variant = v
+				if c.name == "rejected: used before" {
+					// The panel remembers arubaNew: it was the password before arubaOld.
+					opts.Users = map[string]string{arubaUser: arubaNew}
+				}
+				s := arubaStart(t, opts)
+				setup := 0
+				if c.name == "rejected: used before" {
+					btKind(t, arubaChange(s, arubaNew, arubaOld), "", "")
+					setup = len(s.Posts())
+				}
+				s.SetFault(c.fault)
+				e := btKind(t, arubaChange(s, c.current, c.next), c.kind, c.rule, c.current, c.next)
+				if n := len(s.Posts()) - setup; n != c.posts {
+					t.Fatalf("%d POSTs (%v); want %d", n, s.Posts(), c.posts)
+				}
+				if changed := s.Password(arubaUser) == c.next; changed != c.changed {
+					t.Fatalf("changed = %v; want %v", changed, c.changed)
+				}
+				btSentWords(t, e, c.sent, c.words, c.current, c.next)
+			})
 		})
+	}
+}
+
+// btSentWords checks Error.Sent and Error.Words (words: "" none, "*" any
+// text, else exactly that text); Words never carries a password.
+func btSentWords(t *testing.T, e *Error, sent, words string, secrets ...string) {
+	t.Helper()
+	if e.Sent != sent {
+		t.Errorf("Sent = %q; want %q (%v)", e.Sent, sent, e)
+	}
+	switch {
+	case words == "*" && e.Words == "":
+		t.Errorf("no provider's words in %v", e)
+	case words != "*" && e.Words != words:
+		t.Errorf("Words = %q; want %q", e.Words, words)
+	}
+	if len([]rune(e.Words)) > maxWords {
+		t.Errorf("Words has %d characters", len([]rune(e.Words)))
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(e.Words, s) {
+			t.Errorf("Words %q carries a password", e.Words)
+		}
 	}
 }
 
@@ -101,26 +154,33 @@ func TestArubaRulesBeforeAnyRequest(t *testing.T) {
 }
 
 // A changed panel: the driver stops before submitting the form it does not
-// know.
+// know, on every markup variant, and says what it sent.
 func TestArubaChangedLayout(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		layout sim.Layout
 		posts  []string
+		sent   string
 	}{
-		{"login asks for a verification code", sim.VerificationCode, nil},
-		{"no Cambio Password in the menu", sim.NoChangeLink, []string{"/Login/Accedi"}},
-		{"change form asks for more", sim.ChangedForm, []string{"/Login/Accedi"}},
+		{"login asks for a verification code", sim.VerificationCode, nil, SentNothing},
+		{"no Cambio Password in the menu", sim.NoChangeLink, []string{"/Login/Accedi"}, SentCurrent},
+		{"change form asks for more", sim.ChangedForm, []string{"/Login/Accedi"}, SentCurrent},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			s := arubaStart(t, sim.Options{Layout: c.layout})
-			btKind(t, arubaChange(s, arubaOld, arubaNew), PageNotRecognised, "", arubaOld, arubaNew)
-			if posts := s.Posts(); !slices.Equal(posts, c.posts) {
-				t.Fatalf("posts %v; want %v", posts, c.posts)
-			}
-			if s.ChangePosts() != 0 || s.Password(arubaUser) != arubaOld {
-				t.Fatal("the change was submitted")
-			}
+			forVariants(t, func(t *testing.T, v sim.Variant) {
+				s := arubaStart(t, sim.Options{Layout: c.layout, Variant: v})
+				e := btKind(t, arubaChange(s, arubaOld, arubaNew), PageNotRecognised, "", arubaOld, arubaNew)
+				if posts := s.Posts(); !slices.Equal(posts, c.posts) {
+					t.Fatalf("posts %v; want %v", posts, c.posts)
+				}
+				if s.ChangePosts() != 0 || s.Password(arubaUser) != arubaOld {
+					t.Fatal("the change was submitted")
+				}
+				if log := s.Log(); slices.Contains(log, "POST /Account/CambioPassword") {
+					t.Fatalf("requests %v", log)
+				}
+				btSentWords(t, e, c.sent, "", arubaOld, arubaNew)
+			})
 		})
 	}
 }
@@ -259,9 +319,67 @@ func TestArubaVerdict(t *testing.T) {
 		{"error echoes the password", `<div class="error">La password Nuova-Pass2026! non è valida</div>`, Rejected, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := arubaPageOf(`<html><head><title>GM</title></head><body>` + c.body + `</body></html>`).verdict(secrets)
+			err := arubaPageOf(`<html><head><title>GM</title></head><body>`+c.body+`</body></html>`).verdict(nil, secrets)
 			btKind(t, err, c.kind, c.rule, secrets...)
 		})
+	}
+}
+
+// The change form shown again with text that was not there before is the
+// provider's answer, whatever element and class carry it: its words refine
+// the kind, and are passed on as the provider's.
+func TestArubaVerdictByStructure(t *testing.T) {
+	form := `<form method=post><label>Vecchia password <input type=password name=a></label>
+		<label>Nuova password <input type=password name=b></label><label>Conferma nuova password <input type=password name=c></label>
+		%s<button>Salva</button></form>`
+	page := func(inForm, after string) *arubaPage {
+		return arubaPageOf(`<h2>Modifica password</h2><p>Regole: da 8 a 256 caratteri.</p>` + fmt.Sprintf(form, inForm) + after + `<footer>Aruba PEC S.p.A.</footer>`)
+	}
+	before := page("", "")
+	secrets := []string{arubaOld, arubaNew}
+	for _, c := range []struct {
+		name          string
+		inForm, after string
+		kind          Kind
+		rule, words   string
+	}{
+		{"unknown words after the form", "", `<p class="nota ko">La combinazione scelta non è accettata.</p>`, Rejected, "", "La combinazione scelta non è accettata."},
+		{"unknown words in a span inside", `<span>Choice   not
+			accepted.</span>`, "", Rejected, "", "Choice not accepted."},
+		{"the nearest of two", `<span class=x>Vicino al modulo</span>`, `<div>x</div><div>y</div><p>Lontano</p>`, Rejected, "", "Vicino al modulo"},
+		{"known words refine", "", `<p>Password già usata di recente.</p>`, RecentlyUsed, "", "Password già usata di recente."},
+		{"a rule", "", `<div class=b>Serve almeno un carattere speciale</div>`, Rejected, "needs_special", "Serve almeno un carattere speciale"},
+		{"wrong current", "", `<p>Vecchia password errata.</p>`, WrongCurrent, "", "Vecchia password errata."},
+		{"success words", "", `<p>La password è stata aggiornata.</p>`, "", "", ""},
+		{"the password echoed", "", `<p>` + arubaNew + ` non è accettata</p>`, Rejected, "", "*** non è accettata"},
+		{"nothing new", "", ``, OutcomeUnknown, "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := btKind(t, page(c.inForm, c.after).verdict(before, secrets), c.kind, c.rule, secrets...)
+			if e != nil && e.Words != c.words {
+				t.Fatalf("Words = %q; want %q", e.Words, c.words)
+			}
+		})
+	}
+}
+
+func TestProviderWords(t *testing.T) {
+	long := strings.Repeat("parola ", 60)
+	for _, c := range []struct {
+		text    string
+		secrets []string
+		want    string
+	}{
+		{"  Password\t non\n accettata  ", []string{"Segreta-1!"}, "Password non accettata"},
+		{"la tua Segreta-1! non va", []string{"Segreta-1!"}, "la tua *** non va"},
+		{"echoed with a tab: two words", []string{"two\twords"}, ""},
+		{"echoed in upper case: SEGRETA-1!", []string{"Segreta-1!"}, ""},
+		{"any text", []string{"abc"}, ""},
+		{long, []string{"Segreta-1!"}, strings.TrimSpace(long)[:199] + "…"},
+	} {
+		if got := providerWords(c.text, c.secrets...); got != c.want {
+			t.Errorf("providerWords(%q) = %q; want %q", c.text, got, c.want)
+		}
 	}
 }
 
@@ -282,6 +400,10 @@ func TestArubaChangeLink(t *testing.T) {
 	}
 }
 
+// arubaFuzzBefore is the page FuzzArubaPage's pages answer: a change form.
+var arubaFuzzBefore = arubaPageOf(`<h2>Modifica password</h2><form method=post><label>Vecchia password <input type=password name=a></label>
+	<label>Nuova password <input type=password name=b></label><label>Conferma nuova password <input type=password name=c></label><button>Salva</button></form>`)
+
 // FuzzArubaPage: any page, however broken, is read without panicking, and
 // the verdict never carries the passwords.
 func FuzzArubaPage(f *testing.F) {
@@ -301,9 +423,18 @@ func FuzzArubaPage(f *testing.F) {
 				t.Fatal("a form without action URL")
 			}
 		}
-		err := p.verdict([]string{"Old-S3cret!", "New-S3cret!"})
-		if err != nil && (strings.Contains(err.Error(), "Old-S3cret!") || strings.Contains(err.Error(), "New-S3cret!")) {
-			t.Fatalf("verdict carries a password: %v", err)
+		for _, before := range []*arubaPage{p, arubaFuzzBefore} {
+			err := p.verdict(before, []string{"Old-S3cret!", "New-S3cret!"})
+			var e *Error
+			if err != nil && (strings.Contains(err.Error(), "Old-S3cret!") || strings.Contains(err.Error(), "New-S3cret!")) {
+				t.Fatalf("verdict carries a password: %v", err)
+			}
+			if errors.As(err, &e) && (strings.Contains(e.Words, "Old-S3cret!") || strings.Contains(e.Words, "New-S3cret!") || len([]rune(e.Words)) > maxWords) {
+				t.Fatalf("the provider's words %q", e.Words)
+			}
+		}
+		if e := arubaLoginRefused(arubaFuzzBefore, p, p.loginLike(nil), []string{"Old-S3cret!", "New-S3cret!"}); strings.Contains(e.Words+e.Detail, "S3cret!") {
+			t.Fatalf("login refusal carries a password: %v %q", e, e.Words)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -46,9 +47,9 @@ var refusalKinds = []struct {
 	kind  Kind
 	words []string
 }{
-	{RecentlyUsed, []string{"recently used", "already used", "been used before", "used previously", "password history", "in history", "già utilizzata", "già stata utilizzata", "già usata", "utilizzata di recente", "utilizzata in precedenza", "usata in precedenza"}},
+	{RecentlyUsed, []string{"recently used", "used recently", "already used", "already been used", "been used before", "used previously", "password history", "in history", "già utilizzata", "già stata utilizzata", "già usata", "utilizzata di recente", "utilizzata in precedenza", "usata in precedenza"}},
 	{TooRecent, []string{"too soon", "can't be changed yet", "cannot be changed yet", "minimum password age", "changed too recently", "troppo presto", "troppo recente", "non può essere ancora", "non è ancora possibile"}},
-	{Locked, []string{"locked", "bloccat", "disabled", "disabilitat", "sospes", "suspended"}},
+	{Locked, []string{"locked", "bloccat", "disabled", "disabilitat", "sospes", "suspended", "too many failed", "too many login", "troppi tentativi"}},
 }
 
 // refusal builds the error for a provider's refusal of the new password:
@@ -117,6 +118,58 @@ func htmlVisibleText(body []byte) string {
 		}
 	}
 	return policy.NormalizeText(b.String())
+}
+
+// maxWords bounds the provider's own words kept in Error.Words, in
+// characters.
+const maxWords = 200
+
+// minScrubbable is the shortest password that can be masked in a
+// provider's text without masking ordinary words: with a shorter one the
+// provider's words are dropped altogether.
+const minScrubbable = 6
+
+// providerWords makes a provider's message fit for Error.Words: scrubbed
+// (scrubText), whitespace collapsed, at most maxWords characters. It is ""
+// when a password is too short to scrub safely or when anything that still
+// looks like one remains after scrubbing (a password with spaces or control
+// characters, or in another case): better no words than a leak.
+func providerWords(text string, secrets ...string) string {
+	for _, s := range secrets {
+		if s != "" && utf8.RuneCountInString(s) < minScrubbable {
+			return ""
+		}
+	}
+	w := scrubText(text, secrets...)
+	norm := policy.NormalizeText(w)
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		if strings.Contains(w, s) || strings.Contains(norm, policy.NormalizeText(s)) {
+			return ""
+		}
+	}
+	if utf8.RuneCountInString(w) > maxWords {
+		w = string([]rune(w)[:maxWords-1]) + "…"
+	}
+	return w
+}
+
+// reached reports whether err is a failure after its request was written
+// to the provider (send), i.e. whatever the request carried may have
+// arrived.
+func reached(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.written
+}
+
+// stampSent sets Error.Sent on a back-end's error when the back-end did not.
+func stampSent(err error, sent string) {
+	var e *Error
+	if errors.As(err, &e) && e.Sent == "" {
+		e.Sent = sent
+	}
 }
 
 // maxDetail bounds the provider text kept in an error.

@@ -21,6 +21,7 @@ import (
 	sim "github.com/credsync/credsync/internal/testkit/simulators/aruba"
 	cpsim "github.com/credsync/credsync/internal/testkit/simulators/cpanel"
 	dasim "github.com/credsync/credsync/internal/testkit/simulators/directadmin"
+	rcsim "github.com/credsync/credsync/internal/testkit/simulators/roundcube"
 )
 
 // Security tests of the back-ends' encodings (SECURITY.md, "Injection"):
@@ -178,27 +179,84 @@ func TestInjectionWebForms(t *testing.T) {
 					t.Fatalf("the panel holds %q, want the new password", got)
 				}
 			})
-			t.Run("aruba/"+name, func(t *testing.T) {
-				s := sim.Start(sim.Options{Users: map[string]string{user: current}})
-				defer s.Close()
-				rec := secRecord(t, s.URL, s.CAPool)
-				err := aruba{}.Change(context.Background(), Request{Username: user, Current: current, New: next, URL: rec.srv.URL + "/", Roots: rec.pool})
-				if secRefused(t, err, rec, current, next) {
-					return
-				}
-				posts := rec.posts()
-				if len(posts) != 2 {
-					t.Fatalf("%d POSTs, want the login and the change", len(posts))
-				}
-				login, change := secForm(t, posts[0].body), secForm(t, posts[1].body)
-				if !secHasValues(login, user, current) || !secHasValues(change, current, next, next) {
-					t.Fatalf("login form %q, change form %q", posts[0].body, posts[1].body)
-				}
-				if got := s.Password(user); got != next {
-					t.Fatalf("the panel holds %q, want the new password", got)
-				}
-			})
+			for _, v := range sim.Variants {
+				t.Run("aruba/"+v.String()+"/"+name, func(t *testing.T) {
+					s := sim.Start(sim.Options{Users: map[string]string{user: current}, Variant: v})
+					defer s.Close()
+					rec := secRecord(t, s.URL, s.CAPool)
+					err := aruba{}.Change(context.Background(), Request{Username: user, Current: current, New: next, URL: rec.srv.URL + "/", Roots: rec.pool})
+					if secRefused(t, err, rec, current, next) {
+						return
+					}
+					posts := rec.posts()
+					if len(posts) != 2 {
+						t.Fatalf("%d POSTs, want the login and the change", len(posts))
+					}
+					login, change := secForm(t, posts[0].body), secForm(t, posts[1].body)
+					if !secHasValues(login, user, current) || !secHasValues(change, current, next, next) {
+						t.Fatalf("login form %q, change form %q", posts[0].body, posts[1].body)
+					}
+					if got := s.Password(user); got != next {
+						t.Fatalf("the panel holds %q, want the new password", got)
+					}
+				})
+			}
+			for _, v := range rcsim.Variants {
+				t.Run("roundcube/"+v.String()+"/"+name, func(t *testing.T) {
+					s := rcsim.Start(rcsim.Options{Users: map[string]string{user: current}, Variant: v})
+					defer s.Close()
+					rec := secRecord(t, s.URL, s.CAPool)
+					err := roundcube{}.Change(context.Background(), Request{Username: user, Current: current, New: next, URL: rec.srv.URL + "/", Roots: rec.pool})
+					btKind(t, err, "", "")
+					posts := rec.posts()
+					if len(posts) != 2 {
+						t.Fatalf("%d POSTs, want the login and the save", len(posts))
+					}
+					login, save := secForm(t, posts[0].body), secForm(t, posts[1].body)
+					if login.Get("_user") != user || login.Get("_pass") != current || login.Get("_token") == "" ||
+						save.Get("_curpasswd") != current || save.Get("_newpasswd") != next || save.Get("_confpasswd") != next || save.Get("_token") == "" {
+						t.Fatalf("login form %q, save form %q", posts[0].body, posts[1].body)
+					}
+					if got := s.Password(user); got != next {
+						t.Fatalf("Roundcube holds %q, want the new password", got)
+					}
+				})
+			}
 		}
+	}
+}
+
+// TestUnseenMarkupNothingFurther: on every markup variant of the web
+// back-ends' simulators, a page after the login that is neither form and
+// says nothing stops the back-end — PageNotRecognised, Sent "current" — and
+// nothing is posted after the login (the recorder's and the simulator's
+// records agree).
+func TestUnseenMarkupNothingFurther(t *testing.T) {
+	const user, current, next = "alice@example.org", "Current-Pass1!", "Next-Pass2!"
+	for _, v := range sim.Variants {
+		t.Run("aruba/"+v.String(), func(t *testing.T) {
+			s := sim.Start(sim.Options{Users: map[string]string{user: current}, Variant: v, Layout: sim.NoChangeLink})
+			defer s.Close()
+			rec := secRecord(t, s.URL, s.CAPool)
+			err := aruba{}.Change(context.Background(), Request{Username: user, Current: current, New: next, URL: rec.srv.URL + "/", Roots: rec.pool})
+			e := btKind(t, err, PageNotRecognised, "", current, next)
+			if e.Sent != SentCurrent || len(rec.posts()) != 1 || !slices.Equal(s.Posts(), []string{"/Login/Accedi"}) {
+				t.Fatalf("Sent %q, POSTs %d, simulator %v", e.Sent, len(rec.posts()), s.Posts())
+			}
+		})
+	}
+	for _, v := range rcsim.Variants {
+		t.Run("roundcube/"+v.String(), func(t *testing.T) {
+			s := rcsim.Start(rcsim.Options{Users: map[string]string{user: current}, Variant: v})
+			defer s.Close()
+			s.SetFault(rcsim.LoginInterstitial)
+			rec := secRecord(t, s.URL, s.CAPool)
+			err := roundcube{}.Change(context.Background(), Request{Username: user, Current: current, New: next, URL: rec.srv.URL + "/", Roots: rec.pool})
+			e := btKind(t, err, PageNotRecognised, "", current, next)
+			if e.Sent != SentCurrent || len(rec.posts()) != 1 || !slices.Equal(s.Posts(), []string{"login"}) {
+				t.Fatalf("Sent %q, POSTs %d, simulator %v", e.Sent, len(rec.posts()), s.Posts())
+			}
+		})
 	}
 }
 

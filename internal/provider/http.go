@@ -98,5 +98,5 @@ func send(ctx context.Context, client *http.Client, req *http.Request, changes b
 	if written && changes {
 		kind = OutcomeUnknown
 	}
-	return nil, nil, &Error{Kind: kind, Detail: req.URL.Redacted(), Err: err}
+	return nil, nil, &Error{Kind: kind, Detail: req.URL.Redacted(), Err: err, written: written}
 }

@@ -103,7 +103,30 @@ type Error struct {
 	// Rule names the broken rule (policy's names, e.g. "too_short") when a
 	// Rejected provider said which.
 	Rule string
+	// Sent says what reached the provider before the failure, so that no
+	// text claims less (or more) than was sent: SentNothing, SentCurrent
+	// (the current password was posted, e.g. to a panel's login form, but
+	// no change was asked) or SentChange (the change itself was sent). ""
+	// when the back-end does not say (API back-ends that send everything
+	// in one request).
+	Sent string
+	// Words are the provider's own words about the failure, as its page
+	// showed them (the visible text of the message nearest the form), for
+	// the user to read as the provider's: whitespace collapsed, at most
+	// maxWords characters, never a password (providerWords). "" when the
+	// provider said nothing readable or its text could not be made safe.
+	Words string
+
+	// written: the request was written before the failure (send).
+	written bool
 }
+
+// Values of Error.Sent.
+const (
+	SentNothing = "nothing"
+	SentCurrent = "current"
+	SentChange  = "change"
+)
 
 func (e *Error) Error() string {
 	if e.Err != nil {

@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
+
+	"github.com/credsync/credsync/internal/policy"
 )
 
 // roundcube changes the password the way a user does in Roundcube webmail
@@ -25,24 +27,26 @@ import (
 // https://example.org/roundcube/. Plain http:// is accepted only for a
 // loopback host (a webmail on this machine).
 //
-// Reading the result: the plugin always answers HTTP 200 and says what
-// happened only in rcmail.display_message(text, type). The type decides:
-// "confirmation" is success, "error"/"warning" a refusal. The text is
-// localised, so it is only compared when the page's locale is English:
-//   - The current password: Roundcube authenticates the login against its
-//     IMAP server with it, so a wrong one fails the login (HTTP 401) before
-//     the plugin runs. A 401 whose message is "Login failed." is
-//     WrongCurrent; another 401 (rate limit, IMAP down, or any message in
-//     another language) is Rejected with Roundcube's message, because
-//     Roundcube uses the same status and message type for all of them.
-//   - The plugin's own check ("Current password incorrect.", label
-//     passwordincorrect) compares with the login password and so cannot
-//     normally fail after a successful login; if it does, it is
-//     WrongCurrent.
-//   - Every other refusal (too short, too weak, same as before, the driver's
-//     "Could not save new password…") is Rejected with Roundcube's message.
+// Reading the result, by structure rather than wording (skins, versions and
+// languages differ; internal/testkit/simulators/roundcube serves several):
+//   - The login: a redirect (302/303) is success. The login form shown
+//     again — 401 since Roundcube 1.5, 200 before, with any message or none
+//     — is the current password refused: WrongCurrent, unless the message's
+//     words say the account is locked (rate limit: Locked) or name a failure
+//     that is not the credentials' (storage server, invalid request:
+//     Rejected with Roundcube's words). Any other page is Rejected when it
+//     shows an error message, else PageNotRecognised; nothing further is
+//     sent.
+//   - The save: the plugin always answers HTTP 200 and says what happened
+//     only in rcmail.display_message(text, type). The type decides:
+//     "confirmation" is success, "error"/"warning" a refusal whose words
+//     refine the kind (the plugin's "Current password incorrect." is
+//     WrongCurrent, history RecentlyUsed, a rule's name) and are passed on
+//     as the provider's (Error.Words), whatever the language.
 //   - No verdict on the page, or a connection lost after the form was sent,
 //     is OutcomeUnknown.
+//
+// Every error says what was sent (Error.Sent).
 type roundcube struct{}
 
 func (roundcube) Info() Info {
@@ -64,7 +68,9 @@ const (
 	rcPasswordIncorrect = "Current password incorrect." // password plugin: passwordincorrect
 )
 
-func (roundcube) Change(ctx context.Context, r Request) error {
+func (roundcube) Change(ctx context.Context, r Request) (err error) {
+	sent := SentNothing
+	defer func() { stampSent(err, sent) }()
 	base, err := roundcubeBase(r.URL)
 	if err != nil {
 		return &Error{Kind: Unreachable, Detail: "roundcube: " + err.Error()}
@@ -88,7 +94,7 @@ func (roundcube) Change(ctx context.Context, r Request) error {
 	if err != nil {
 		return err
 	}
-	login, ok := findForm(page.body, func(f htmlForm) bool { return f.value("_task") == "login" && f.has("_user") })
+	login, ok := findForm(page.body, rcLoginForm)
 	if !ok {
 		return &Error{Kind: Unreachable, Detail: "roundcube: no Roundcube login form at " + loginURL.Redacted() + " (HTTP " + page.status + ")"}
 	}
@@ -96,25 +102,18 @@ func (roundcube) Change(ctx context.Context, r Request) error {
 	fields.Set("_user", r.Username)
 	fields.Set("_pass", r.Current)
 
-	// 2. Log in. Success is a redirect (302) with a new session cookie.
+	// 2. Log in. Success is a redirect (302, or 303) with a new session
+	// cookie; the login form shown again is the current password refused.
 	resp, body, err := rcPost(ctx, &noFollow, page.url, login.action, fields, false)
+	if reached(err) {
+		sent = SentCurrent
+	}
 	if err != nil {
 		return err
 	}
-	switch {
-	case resp.StatusCode == http.StatusFound || resp.StatusCode == http.StatusSeeOther:
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusOK:
-		// 401 since Roundcube 1.5; older versions answer 200 with the login form.
-		msg, typ, found := rcMessage(body)
-		switch {
-		case msg == rcLoginFailed:
-			return &Error{Kind: WrongCurrent, Detail: "roundcube: login failed with the current password"}
-		case resp.StatusCode == http.StatusUnauthorized || found && (typ == "error" || typ == "warning"):
-			return &Error{Kind: Rejected, Detail: "roundcube: the login was refused" + describe(msg, secrets)}
-		}
-		return &Error{Kind: Unreachable, Detail: "roundcube: the answer to the login says neither success nor failure (HTTP " + resp.Status + ")"}
-	default:
-		return &Error{Kind: Unreachable, Detail: "roundcube: unexpected answer to the login: HTTP " + resp.Status}
+	sent = SentCurrent
+	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
+		return rcLoginRefused(resp, body, secrets)
 	}
 
 	// 3. The plugin's form.
@@ -136,12 +135,63 @@ func (roundcube) Change(ctx context.Context, r Request) error {
 
 	// 4. Save. From here on, a lost answer leaves the outcome unknown.
 	resp, body, err = rcPost(ctx, &noFollow, page.url, pwForm.action, fields, true)
+	if reached(err) {
+		sent = SentChange
+	}
 	if err != nil {
 		return err
 	}
+	sent = SentChange
 	if resp.StatusCode != http.StatusOK {
 		return &Error{Kind: OutcomeUnknown, Detail: "roundcube: unexpected answer to the password change: HTTP " + resp.Status}
 	}
+	return rcVerdict(body, secrets)
+}
+
+// rcLoginForm tells Roundcube's login form.
+func rcLoginForm(f htmlForm) bool { return f.value("_task") == "login" && f.has("_user") }
+
+// Roundcube's English messages for a refused login that do not blame the
+// credentials (labels storageerror, invalidrequest, cookiesdisabled,
+// invalidhost, servererror), and words of the same in other languages.
+var rcNotCredentials = []string{"storage server", "invalid request", "cookies", "invalid imap server", "server error",
+	"connection", "connessione", "server di archiviazione", "richiesta non valida"}
+
+// rcLoginRefused reads the answer to the login when it is no redirect. The
+// login form shown again (any status, any words) is the current password
+// refused: WrongCurrent, unless Roundcube's words say the account is locked
+// (rate limit: Locked) or name a failure that is not the credentials'
+// (storage server down, invalid request: Rejected with its words). A page
+// that is not the login form is Rejected when it shows an error message,
+// else PageNotRecognised; nothing further is sent either way.
+func rcLoginRefused(resp *http.Response, body []byte, secrets []string) *Error {
+	msg, typ, found := rcMessage(body)
+	words := providerWords(msg, secrets...)
+	_, again := findForm(body, rcLoginForm)
+	if found && msg != "" {
+		if e := refusal(msg, secrets...); e.Kind == Locked || e.Kind == TooRecent {
+			e.Detail, e.Words = "roundcube: login: "+e.Detail, words
+			return e
+		}
+	}
+	switch {
+	case again && found && msg != rcLoginFailed && containsAny(policy.NormalizeText(msg), rcNotCredentials):
+		return &Error{Kind: Rejected, Detail: "roundcube: the login was refused" + describe(msg, secrets), Words: words}
+	case again:
+		return &Error{Kind: WrongCurrent, Detail: "roundcube: the login form came back after the current password was posted (HTTP " + resp.Status + ")" + describe(msg, secrets), Words: words}
+	case found && (typ == "error" || typ == "warning"):
+		return &Error{Kind: Rejected, Detail: "roundcube: the login was refused" + describe(msg, secrets), Words: words}
+	}
+	return &Error{Kind: PageNotRecognised, Detail: "roundcube: the answer to the login (HTTP " + resp.Status + ") is neither the login form nor a redirect, and says nothing; nothing further was sent", Words: words}
+}
+
+// rcVerdict reads the answer to the password form: the message's type
+// decides ("confirmation" is success; "error" or "warning", the form's
+// answer with a message, a refusal), its words only refine a refusal
+// (the plugin's "Current password incorrect.", history, a rule) and are
+// passed on as the provider's. No message, or another type, is
+// OutcomeUnknown.
+func rcVerdict(body []byte, secrets []string) error {
 	msg, typ, found := rcMessage(body)
 	switch {
 	case !found:
@@ -149,10 +199,13 @@ func (roundcube) Change(ctx context.Context, r Request) error {
 	case typ == "confirmation":
 		return nil
 	case typ == "error" || typ == "warning":
-		if msg == rcPasswordIncorrect {
-			return &Error{Kind: WrongCurrent, Detail: "roundcube: " + msg}
+		words := providerWords(msg, secrets...)
+		if msg == rcPasswordIncorrect || saysWrongCurrent(scrubText(msg, secrets...)) {
+			return &Error{Kind: WrongCurrent, Detail: "roundcube: " + scrubText(msg, secrets...), Words: words}
 		}
-		return &Error{Kind: Rejected, Detail: "roundcube: the password was not changed" + describe(msg, secrets)}
+		e := refusal(msg, secrets...)
+		e.Detail, e.Words = "roundcube: the password was not changed: "+e.Detail, words
+		return e
 	}
 	return &Error{Kind: OutcomeUnknown, Detail: "roundcube: the answer to the password change is a " + typ + " message" + describe(msg, secrets)}
 }

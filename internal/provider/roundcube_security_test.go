@@ -1,6 +1,8 @@
 package provider
 
 import (
+	"errors"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -19,6 +21,14 @@ func FuzzRoundcubePage(f *testing.F) {
 		}
 		if found && strings.Trim(typ, "abcdefghijklmnopqrstuvwxyz") != "" {
 			t.Fatalf("message type %q", typ)
+		}
+		secrets := []string{"Old-S3cret!", "New-S3cret!"}
+		resp := &http.Response{Status: "401 Unauthorized", StatusCode: http.StatusUnauthorized}
+		for _, e := range []error{rcVerdict(page, secrets), rcLoginRefused(resp, page, secrets)} {
+			var pe *Error
+			if errors.As(e, &pe) && (strings.Contains(pe.Error()+pe.Words, "S3cret!") || len([]rune(pe.Words)) > maxWords) {
+				t.Fatalf("an error carries a password or too many words: %v, %q", pe, pe.Words)
+			}
 		}
 		for _, match := range []func(htmlForm) bool{
 			func(f htmlForm) bool { return f.value("_task") == "login" && f.has("_user") },

@@ -9,13 +9,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
-	"sync"
+	"slices"
 	"testing"
-	"time"
+
+	rcsim "github.com/credsync/credsync/internal/testkit/simulators/roundcube"
 )
 
-// Markup as Roundcube 1.6.5 (elastic skin) sends it, shortened.
+// Markup as Roundcube 1.6.5 (elastic skin) sends it, shortened, for the
+// parsing tests (the back-end's tests run against
+// internal/testkit/simulators/roundcube).
 const (
 	rcLoginPage = `<!DOCTYPE html><html lang="en"><head><title>Roundcube Webmail :: Welcome</title></head><body>
 <form id="login-form" name="login-form" method="post" class="propform" action="%s">
@@ -43,160 +45,121 @@ func rcDisplay(text, typ string) string {
 	return fmt.Sprintf(`rcmail.display_message(%q,%q);`, text, typ)
 }
 
-// fakeRoundcube imitates Roundcube's login and password plugin: session
-// cookies, request tokens, the 302 after a login, 401 for a failed one, and
-// the plugin's display_message verdict.
-type fakeRoundcube struct {
-	current string
-	// loginMessage replaces "Login failed." on a 401 (another language, rate limit).
-	loginMessage string
-	// loginOK200: a failed login answers 200, as before Roundcube 1.5.
-	loginOK200 bool
-	noPlugin   bool
-	// save answers the password-save POST; nil = "Successfully saved.".
-	save func(w http.ResponseWriter, r *http.Request)
+const (
+	rcUser = "bob@example.org"
+	rcOld  = "OldPass1!"
+	rcNew  = "NewPass2!"
+)
 
-	rec *rcSaves // set by handler
-}
+// Words no driver knows, refusing the new password (a password driver's
+// own message): they reach the user as the provider's.
+const (
+	rcRefuseIT = "Scegli un'altra combinazione, grazie."
+	rcRefuseEN = "The directory did not take this one; pick another."
+)
 
-type rcSaves struct {
-	mu    sync.Mutex
-	saves []map[string]string
-}
-
-func (f *fakeRoundcube) handler(t *testing.T) http.Handler {
-	if f.rec == nil {
-		f.rec = &rcSaves{}
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		sess, _ := r.Cookie("roundcube_sessid")
-		switch {
-		case r.Method == http.MethodGet && q.Get("_task") == "login":
-			http.SetCookie(w, &http.Cookie{Name: "roundcube_sessid", Value: "s1", Path: "/", HttpOnly: true})
-			fmt.Fprintf(w, rcLoginPage, "/?_task=login", "T1", "")
-		case r.Method == http.MethodPost && q.Get("_task") == "login":
-			if sess == nil || sess.Value != "s1" || r.FormValue("_token") != "T1" || r.FormValue("_action") != "login" ||
-				r.FormValue("_timezone") != "_default_" || r.FormValue("_user") != "bob@example.org" {
-				t.Errorf("login POST: cookie %v, form %v", sess, r.PostForm)
-				http.Error(w, "REQUEST CHECK FAILED", http.StatusOK)
-				return
-			}
-			if r.FormValue("_pass") != f.current {
-				msg := f.loginMessage
-				if msg == "" {
-					msg = "Login failed."
-				}
-				if !f.loginOK200 {
-					w.WriteHeader(http.StatusUnauthorized)
-				}
-				fmt.Fprintf(w, rcLoginPage, "/?_task=login", "T1b", rcDisplay(msg, "warning"))
-				return
-			}
-			http.SetCookie(w, &http.Cookie{Name: "roundcube_sessid", Value: "s2", Path: "/", HttpOnly: true})
-			http.SetCookie(w, &http.Cookie{Name: "roundcube_sessauth", Value: "a2", Path: "/", HttpOnly: true})
-			http.Redirect(w, r, "/?_task=mail&_token=T2", http.StatusFound)
-		case sess == nil || sess.Value != "s2":
-			// Roundcube shows the login page when the session is missing.
-			fmt.Fprintf(w, rcLoginPage, "/?_task=login", "T9", "")
-		case r.Method == http.MethodGet && q.Get("_action") == "plugin.password":
-			if f.noPlugin {
-				fmt.Fprint(w, `<html><body><script>rcmail.display_message("Invalid request! No data was saved.","error");</script></body></html>`)
-				return
-			}
-			fmt.Fprintf(w, rcPasswordPage, "T2", "")
-		case r.Method == http.MethodPost && q.Get("_action") == "plugin.password-save":
-			if r.FormValue("_token") != "T2" {
-				t.Errorf("password-save POST without the session's token: %v", r.PostForm)
-			}
-			f.rec.mu.Lock()
-			f.rec.saves = append(f.rec.saves, map[string]string{
-				"_curpasswd": r.FormValue("_curpasswd"), "_newpasswd": r.FormValue("_newpasswd"), "_confpasswd": r.FormValue("_confpasswd"),
-			})
-			f.rec.mu.Unlock()
-			if f.save != nil {
-				f.save(w, r)
-				return
-			}
-			fmt.Fprintf(w, rcPasswordPage, "T2", rcDisplay("Successfully saved.", "confirmation"))
-		default:
-			http.NotFound(w, r)
-		}
-	})
-}
-
-func (f *fakeRoundcube) saveCount() int {
-	f.rec.mu.Lock()
-	defer f.rec.mu.Unlock()
-	return len(f.rec.saves)
-}
-
-func saveWith(text, typ string) func(http.ResponseWriter, *http.Request) {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintf(w, rcPasswordPage, "T2", rcDisplay(text, typ))
-	}
-}
-
+// TestRoundcubeChange runs every outcome on every variant of the simulated
+// Roundcube (skins, versions, languages): outcomes are read from the
+// structure of the answers (the login form back, the password form back
+// with a message and its type), never from the simulator's words.
 func TestRoundcubeChange(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		fake    fakeRoundcube
+		opts    rcsim.Options
+		fault   rcsim.Fault
 		current string
 		want    Kind
-		detail  string
-		saves   int
+		rule    string
+		posts   []string // what the simulator received
+		changed bool
+		sent    string
+		words   string // "" none, "*" any, else exactly
 	}{
-		{name: "ok", saves: 1},
-		{name: "wrong current password", current: "Wrong1!", want: WrongCurrent, saves: 0},
-		{name: "wrong current password, Roundcube < 1.5", current: "Wrong1!", fake: fakeRoundcube{loginOK200: true}, want: WrongCurrent, saves: 0},
-		{name: "login refused otherwise", current: "Wrong1!", fake: fakeRoundcube{loginMessage: "Accesso non riuscito."}, want: Rejected, detail: "Accesso non riuscito.", saves: 0},
-		{name: "too short", fake: fakeRoundcube{save: saveWith("Password must be at least 8 characters long.", "error")}, want: Rejected, detail: "at least 8 characters", saves: 1},
-		{name: "driver error", fake: fakeRoundcube{save: saveWith("Could not save new password. Connection error.", "error")}, want: Rejected, detail: "Connection error", saves: 1},
-		{name: "current password incorrect", fake: fakeRoundcube{save: saveWith("Current password incorrect.", "error")}, want: WrongCurrent, saves: 1},
-		{name: "message echoing the password", fake: fakeRoundcube{save: saveWith("NewPass2! is too weak", "error")}, want: Rejected, detail: "*** is too weak", saves: 1},
-		{name: "no verdict", fake: fakeRoundcube{save: func(w http.ResponseWriter, _ *http.Request) {
-			fmt.Fprint(w, "<html><body>REQUEST CHECK FAILED</body></html>")
-		}}, want: OutcomeUnknown, saves: 1},
-		{name: "server error", fake: fakeRoundcube{save: func(w http.ResponseWriter, _ *http.Request) {
-			http.Error(w, "oops", http.StatusInternalServerError)
-		}}, want: OutcomeUnknown, saves: 1},
-		{name: "connection lost after the change was sent", fake: fakeRoundcube{save: func(w http.ResponseWriter, _ *http.Request) {
-			c, _, err := w.(http.Hijacker).Hijack()
-			if err == nil {
-				c.Close()
-			}
-		}}, want: OutcomeUnknown, saves: 1},
-		{name: "no password plugin", fake: fakeRoundcube{noPlugin: true}, want: Unreachable, detail: "password plugin", saves: 0},
+		{name: "ok", posts: []string{"login", "save"}, changed: true},
+		{name: "ok without the current password field", opts: rcsim.Options{NoCurrentField: true}, posts: []string{"login", "save"}, changed: true},
+		{name: "wrong current password", current: "Wrong-pw1!", want: WrongCurrent, posts: []string{"login"}, sent: SentCurrent, words: "*"},
+		{name: "wrong current password, no message", fault: rcsim.QuietLoginFailure, current: "Wrong-pw1!", want: WrongCurrent, posts: []string{"login"}, sent: SentCurrent},
+		{name: "locked by the rate limit", opts: rcsim.Options{Locked: []string{rcUser}}, want: Locked, posts: []string{"login"}, sent: SentCurrent, words: "*"},
+		{name: "storage server down", fault: rcsim.StorageDown, want: Rejected, posts: []string{"login"}, sent: SentCurrent, words: "*"},
+		{name: "login answered by an unknown page", fault: rcsim.LoginInterstitial, want: PageNotRecognised, posts: []string{"login"}, sent: SentCurrent},
+		{name: "too short", opts: rcsim.Options{MinLength: 12}, want: Rejected, rule: "too_short", posts: []string{"login", "save"}, sent: SentChange, words: "*"},
+		{name: "used before", want: RecentlyUsed, posts: []string{"login", "save"}, sent: SentChange, words: "*"},
+		{name: "refused in unknown words (it)", opts: rcsim.Options{Refuse: rcRefuseIT}, want: Rejected, posts: []string{"login", "save"}, sent: SentChange, words: rcRefuseIT},
+		{name: "refused in unknown words (en)", opts: rcsim.Options{Refuse: rcRefuseEN}, want: Rejected, posts: []string{"login", "save"}, sent: SentChange, words: rcRefuseEN},
+		{name: "no verdict", fault: rcsim.NoVerdict, want: OutcomeUnknown, posts: []string{"login", "save"}, changed: true, sent: SentChange},
+		{name: "server error", fault: rcsim.ServerError, want: OutcomeUnknown, posts: []string{"login", "save"}, sent: SentChange},
+		{name: "connection lost after the change was sent", fault: rcsim.DropAfterSave, want: OutcomeUnknown, posts: []string{"login", "save"}, changed: true, sent: SentChange},
+		{name: "no password plugin", opts: rcsim.Options{NoPlugin: true}, want: Unreachable, posts: []string{"login"}, sent: SentCurrent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake := tc.fake
-			fake.current = "OldPass1!"
-			srv := httptest.NewUnstartedServer(fake.handler(t))
-			srv.EnableHTTP2 = false // Hijack needs HTTP/1.1
-			srv.StartTLS()
-			defer srv.Close()
-			current := "OldPass1!"
-			if tc.current != "" {
-				current = tc.current
+			for _, v := range rcsim.Variants {
+				t.Run(v.String(), func(t *testing.T) {
+					opts := tc.opts
+					opts.Variant = v
+					if tc.name == "used before" {
+						opts.Users = map[string]string{rcUser: rcNew}
+					}
+					opts.Users = defaultUsers(opts.Users, rcUser, rcOld)
+					s := closeAtEnd(t, rcsim.Start(opts))
+					setup := 0
+					if tc.name == "used before" { // rcNew was the password before rcOld
+						btKind(t, simChange(roundcube{}, s.CAPool, s.URL, rcUser, rcNew, rcOld), "", "")
+						setup = len(s.Posts())
+					}
+					s.SetFault(tc.fault)
+					current := rcOld
+					if tc.current != "" {
+						current = tc.current
+					}
+					e := btKind(t, simChange(roundcube{}, s.CAPool, s.URL, rcUser, current, rcNew), tc.want, tc.rule, current, rcNew)
+					if posts := s.Posts()[setup:]; !slices.Equal(posts, tc.posts) {
+						t.Fatalf("the simulator received %v (%v); want %v", posts, s.Log(), tc.posts)
+					}
+					if saves := s.Saves(); len(tc.posts) == 2 {
+						got := saves[len(saves)-1]
+						wantCur := current
+						if opts.NoCurrentField {
+							wantCur = ""
+						}
+						if got["_curpasswd"] != wantCur || got["_newpasswd"] != rcNew || got["_confpasswd"] != rcNew {
+							t.Errorf("posted %v", got)
+						}
+					}
+					if changed := s.Password(rcUser) == rcNew; changed != tc.changed {
+						t.Fatalf("changed = %v; want %v", changed, tc.changed)
+					}
+					if e != nil {
+						btSentWords(t, e, tc.sent, tc.words, current, rcNew)
+					}
+				})
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			err := roundcube{}.Change(ctx, Request{
-				Username: "bob@example.org", Current: current, New: "NewPass2!",
-				URL: srv.URL + "/", Roots: certPool(srv),
-			})
-			checkKind(t, err, tc.want, tc.detail)
-			if n := fake.saveCount(); n != tc.saves {
-				t.Fatalf("the password form was posted %d times, want %d", n, tc.saves)
-			}
-			if tc.saves > 0 {
-				got := fake.rec.saves[0]
-				if got["_curpasswd"] != current || got["_newpasswd"] != "NewPass2!" || got["_confpasswd"] != "NewPass2!" {
-					t.Errorf("posted %v", got)
-				}
-			}
-			if err != nil && (strings.Contains(err.Error(), "OldPass1!") || strings.Contains(err.Error(), "NewPass2!")) {
-				t.Errorf("error carries a password: %v", err)
+		})
+	}
+}
+
+// The password form's answer, read from the message's type: the plugin's
+// own "current password incorrect" is WrongCurrent, known words refine a
+// refusal, a message echoing the password is scrubbed.
+func TestRoundcubeVerdict(t *testing.T) {
+	secrets := []string{rcOld, rcNew}
+	for _, c := range []struct {
+		name, cmds  string
+		kind        Kind
+		rule, words string
+	}{
+		{"saved", rcDisplay("Successfully saved.", "confirmation"), "", "", ""},
+		{"current password incorrect", rcDisplay("Current password incorrect.", "error"), WrongCurrent, "", "Current password incorrect."},
+		{"driver error", rcDisplay("Could not save new password. Connection error.", "error"), Rejected, "", "Could not save new password. Connection error."},
+		{"echoing the password", rcDisplay(rcNew+" is too weak", "error"), Rejected, "too_weak", "*** is too weak"},
+		{"in history, raw label", rcDisplay("passwdinhistory", "error"), Rejected, "", "passwdinhistory"},
+		{"a notice", rcDisplay("Parola d'ordine cambiata?", "notice"), OutcomeUnknown, "", ""},
+		{"nothing", "", OutcomeUnknown, "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			body := []byte(fmt.Sprintf(rcPasswordPage, "T2", c.cmds))
+			e := btKind(t, rcVerdict(body, secrets), c.kind, c.rule, secrets...)
+			if e != nil && c.words != "" && e.Words != c.words {
+				t.Fatalf("Words = %q; want %q", e.Words, c.words)
 			}
 		})
 	}
@@ -209,26 +172,27 @@ func certPool(srv *httptest.Server) *x509.CertPool {
 }
 
 func TestRoundcubeTransport(t *testing.T) {
-	fake := fakeRoundcube{current: "OldPass1!"}
-	req := Request{Username: "bob@example.org", Current: "OldPass1!", New: "NewPass2!"}
+	fake := closeAtEnd(t, rcsim.Start(rcsim.Options{Users: map[string]string{rcUser: rcOld}}))
+	req := Request{Username: rcUser, Current: rcOld, New: rcNew}
 	ctx := context.Background()
 
 	// Plain http only to this machine.
-	plain := httptest.NewServer(fake.handler(t))
+	plain := httptest.NewServer(fake.Handler())
 	defer plain.Close()
 	req.URL = plain.URL // no trailing slash: added
 	checkKind(t, roundcube{}.Change(ctx, req), "", "")
-	before := fake.saveCount()
+	req.Current, req.New = rcNew, rcOld+"x"
+	before := len(fake.Saves())
 	for _, u := range []string{"http://webmail.example.org/", "ftp://127.0.0.1/", "https://user@webmail.example.org/", "", "::"} {
 		req.URL = u
 		checkKind(t, roundcube{}.Change(ctx, req), Unreachable, "")
 	}
-	if fake.saveCount() != before {
+	if len(fake.Saves()) != before {
 		t.Error("a refused URL was used")
 	}
 
 	// An untrusted certificate: nothing is sent.
-	tlsSrv := httptest.NewUnstartedServer(fake.handler(t))
+	tlsSrv := httptest.NewUnstartedServer(fake.Handler())
 	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake
 	tlsSrv.StartTLS()
 	defer tlsSrv.Close()
@@ -236,7 +200,7 @@ func TestRoundcubeTransport(t *testing.T) {
 	checkKind(t, roundcube{}.Change(ctx, req), Unreachable, "certificate")
 
 	// A login page that redirects to another site: no password goes there.
-	other := httptest.NewTLSServer(fake.handler(t))
+	other := httptest.NewTLSServer(fake.Handler())
 	defer other.Close()
 	redirecting := httptest.NewTLSServer(http.RedirectHandler(other.URL+"/?_task=login", http.StatusFound))
 	defer redirecting.Close()
@@ -254,7 +218,7 @@ func TestRoundcubeTransport(t *testing.T) {
 	ln.Close()
 	req.URL, req.Roots = "https://"+addr+"/", nil
 	checkKind(t, roundcube{}.Change(ctx, req), Unreachable, "")
-	if fake.saveCount() != before {
+	if len(fake.Saves()) != before {
 		t.Error("the password form was posted")
 	}
 }
