@@ -90,7 +90,7 @@ func (e *Engine) Change(ctx context.Context, c Change, progress Progress) (resul
 	if provider.KindOf(err) != provider.OutcomeUnknown {
 		fe := &Error{Code: provider.KindOf(err), Message: err.Error(), Accounts: p.accounts}
 		if pe := (*provider.Error)(nil); errors.As(err, &pe) {
-			fe.Rule = pe.Rule // the rule a refusing provider named
+			fe.Rule, fe.Sent, fe.Words = pe.Rule, pe.Sent, pe.Words // what the refusing provider named and saw
 		}
 		return Result{}, fe
 	}
@@ -108,7 +108,7 @@ func (e *Engine) Change(ctx context.Context, c Change, progress Progress) (resul
 	if anyRefused(p.servers) {
 		msg = "the provider's answer was lost and the servers refuse the new password for now; the provider may still apply it (or may not have)"
 	}
-	return Result{}, &Error{Code: code.OutcomeUnknown, Accounts: p.accounts, Servers: p.servers,
+	return Result{}, &Error{Code: code.OutcomeUnknown, Sent: provider.SentChange, Accounts: p.accounts, Servers: p.servers,
 		Message: msg + ". Thunderbird keeps the current password. In a few minutes, log in to the webmail with the new password: if it works, use \"I already changed it\"; if the current one still works, nothing changed"}
 }
 

@@ -183,7 +183,12 @@ type Error struct {
 	// Changed: the provider has the new password (Thunderbird does not).
 	Changed bool
 	// Rule names the broken rule of a PolicyViolation (or of a refusal).
-	Rule     string
+	Rule string
+	// Sent says what of a change reached the provider (provider.Error.Sent:
+	// "nothing", "current", "change"; "" when not known); Words are the
+	// provider's own words about it, for the user.
+	Sent     string
+	Words    string
 	Accounts []Touched
 	Logins   []Written
 	Servers  []Checked

@@ -30,6 +30,10 @@ type errorReplyMsg struct {
 	Limit   uint32    `json:"limit,omitempty"`
 	Rule    string    `json:"rule,omitempty"`
 	Changed *bool     `json:"changed,omitempty"`
+	// Sent and ProviderWords: what of a change reached the provider, and
+	// its own words about the refusal (PROTOCOL.md, error codes).
+	Sent          string `json:"sent,omitempty"`
+	ProviderWords string `json:"providerWords,omitempty"`
 	txMembers
 	// AuditFailed: the flow's audit record could not be written (audit.go).
 	AuditFailed bool `json:"auditFailed,omitempty"`
@@ -46,6 +50,7 @@ func errorReply(id *string, err error) errorReplyMsg {
 		reply.Code, reply.Message, reply.Field, reply.Limit = pe.Code, pe.Message, pe.Field, pe.Limit
 	case errors.As(err, &fe):
 		reply.Code, reply.Message, reply.Rule = fe.Code, fe.Message, fe.Rule
+		reply.Sent, reply.ProviderWords = fe.Sent, truncate(fe.Words, maxDetail)
 		reply.txMembers = members(fe.Accounts, fe.Logins, fe.Servers)
 		reply.Changed = &fe.Changed
 	default:
