@@ -166,8 +166,7 @@ func startHost(t *testing.T, bin, manifest string, env []string) *hostProcess {
 					hold <- m
 					continue
 				}
-				h.send(map[string]any{"id": m.Get("id").String(), "status": "ok",
-					"result": map[string]any{"incoming": "modified", "outgoing": "modified"}})
+				h.send(map[string]any{"id": m.Get("id").String(), "status": "ok", "result": map[string]any{"logins": storedAll(m)}})
 			default:
 				h.msgs <- m
 			}
@@ -187,6 +186,15 @@ func startHost(t *testing.T, bin, manifest string, env []string) *hostProcess {
 		}
 	})
 	return h
+}
+
+// storedAll is every login of a store request in state "stored".
+func storedAll(store gjson.Result) []map[string]string {
+	logins := []map[string]string{}
+	for _, l := range store.Get("logins").Array() {
+		logins = append(logins, map[string]string{"origin": l.Get("origin").String(), "username": l.Get("username").String(), "state": "stored"})
+	}
+	return logins
 }
 
 func (h *hostProcess) Pid() int { return h.cmd.Process.Pid }

@@ -29,7 +29,9 @@ func endpointJSON(t *testing.T, protocol, addr string) map[string]any {
 		t.Fatal(err)
 	}
 	p, _ := strconv.Atoi(port)
-	return map[string]any{"protocol": protocol, "host": host, "port": p, "socketType": 3, "authMethod": 3, "username": hygieneUser}
+	scheme := map[string]string{"imap": "imap", "pop3": "mailbox", "smtp": "smtp"}[protocol]
+	return map[string]any{"protocol": protocol, "host": host, "port": p, "socketType": 3, "authMethod": 3, "username": hygieneUser,
+		"origin": scheme + "://" + host}
 }
 
 func cliURL(scheme, addr string) string {
@@ -94,12 +96,11 @@ func TestHostHygiene(t *testing.T) {
 	}
 
 	in, out := endpointJSON(t, "imap", sb.IMAPS), endpointJSON(t, "smtp", sb.SMTPS)
-	account := map[string]any{"id": "account1", "incoming": in, "outgoing": out}
 	backend := map[string]any{"name": "sandbox", "url": sb.ChangeURL}
 
 	// 1. The host, as Thunderbird starts it.
 	h := startHost(t, bin, manifest, env)
-	listed := map[string]any{"id": "account1", "name": "Alice", "incoming": in, "outgoing": out, "passwordBased": true}
+	listed := map[string]any{"id": "account1", "name": "Alice", "incoming": in, "outgoing": out}
 	h.Accounts = []any{listed}
 	h.OnStore = func(gjson.Result) { scanProc(h.Pid()) } // the host holds the canary now
 	steps := []struct {
@@ -108,10 +109,10 @@ func TestHostHygiene(t *testing.T) {
 	}{
 		{map[string]any{"id": "1", "type": "hello"}, "ok"},
 		{map[string]any{"id": "2", "type": "verify", "incoming": in, "outgoing": out, "password": Canary}, "ok"}, // refused: not verified
-		{map[string]any{"id": "3", "type": "change", "account": account, "backend": backend, "current": old, "new": Canary}, "ok"},
-		{map[string]any{"id": "4", "type": "sync", "account": account, "password": Canary}, "ok"},
-		{map[string]any{"id": "5", "type": "sync", "account": account, "password": Canary + "!"}, "verification_failed"},
-		{map[string]any{"id": "6", "type": "change", "account": account, "backend": backend, "current": Canary + "?", "new": Canary + "2"}, "wrong_current_password"},
+		{map[string]any{"id": "3", "type": "change", "accountId": "account1", "backend": backend, "current": old, "new": Canary}, "ok"},
+		{map[string]any{"id": "4", "type": "sync", "accountId": "account1", "password": Canary}, "ok"},
+		{map[string]any{"id": "5", "type": "sync", "accountId": "account1", "password": Canary + "!"}, "verification_failed"},
+		{map[string]any{"id": "6", "type": "change", "accountId": "account1", "backend": backend, "current": Canary + "?", "new": Canary + "2"}, "wrong_current_password"},
 	}
 	for _, s := range steps {
 		r := h.request(s.req)
@@ -150,8 +151,9 @@ func TestHostHygiene(t *testing.T) {
 	// 2. What a crash prints: the goroutine dump of a host that holds the
 	// canary, waiting for Thunderbird to store it.
 	h2 := startHost(t, bin, manifest, env)
+	h2.Accounts = []any{listed}
 	h2.HoldStore = make(chan gjson.Result, 1)
-	h2.send(map[string]any{"id": "c", "type": "change", "account": account, "backend": backend, "current": Canary, "new": Canary + "-3"})
+	h2.send(map[string]any{"id": "c", "type": "change", "accountId": "account1", "backend": backend, "current": Canary, "new": Canary + "-3"})
 	select {
 	case <-h2.HoldStore:
 	case <-time.After(30 * time.Second):

@@ -39,8 +39,8 @@ func TestHostOutlivesThunderbird(t *testing.T) {
 	defer os.RemoveAll(runtimeDir)
 	h := startHost(t, bin, writeManifest(t, root, bin), envFor(root, runtimeDir, caFile))
 	h.HoldStore = make(chan gjson.Result, 1)
-	account := map[string]any{"id": "account1", "incoming": endpointJSON(t, "imap", sb.IMAPS), "outgoing": endpointJSON(t, "smtp", sb.SMTPS)}
-	h.send(map[string]any{"id": "c", "type": "change", "account": account,
+	h.Accounts = []any{map[string]any{"id": "account1", "name": "Alice", "incoming": endpointJSON(t, "imap", sb.IMAPS), "outgoing": endpointJSON(t, "smtp", sb.SMTPS)}}
+	h.send(map[string]any{"id": "c", "type": "change", "accountId": "account1",
 		"backend": map[string]any{"name": "sandbox", "url": sb.ChangeURL}, "current": old, "new": next})
 	select {
 	case <-h.HoldStore:
