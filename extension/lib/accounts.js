@@ -17,21 +17,22 @@ export async function listAccounts(salt) {
   }
 }
 
-// What backendOf needs besides the account, read once per listing.
+// What describe needs besides the account, read once per listing.
 async function choices() {
-  const [helloResult, local, managed, pages, managedPages] = await Promise.all([
+  const [helloResult, local, managed, pages, managedPages, emails] = await Promise.all([
     hello().catch(() => null),
     localObject("backends"),
     managedObject("backends"),
     localObject("pages"),
     managedObject("pages"),
+    identityEmails(),
   ]);
-  return { backends: backendTable(helloResult), local, managed, pages, managedPages };
+  return { backends: backendTable(helloResult), local, managed, pages, managedPages, emails };
 }
 
 // The back-end, guided-mode page and Aruba flag of one account.
-async function describe(account, c) {
-  const domain = await mailDomain(account);
+function describe(account, c) {
+  const domain = mailDomain(account, c.emails);
   const chosen = chooseBackend(account, domain, c);
   return {
     ...chosen,
@@ -85,18 +86,16 @@ export async function accounts() {
     choices(),
   ]);
   const planned = new Map((Array.isArray(plan.accounts) ? plan.accounts : []).filter(isObject).map(p => [p.id, p]));
-  const result = await Promise.all(
-    list.map(async account => {
-      const p = planned.get(account.id);
-      const touches = Array.isArray(p?.touches) ? p.touches : [];
-      return {
-        ...account,
-        passwordBased: plan.error ? true : p?.passwordBased === true,
-        siblings: touches.map(t => t?.id).filter(id => typeof id === "string" && id !== account.id),
-        ...(await describe(account, c)),
-      };
-    })
-  );
+  const result = list.map(account => {
+    const p = planned.get(account.id);
+    const touches = Array.isArray(p?.touches) ? p.touches : [];
+    return {
+      ...account,
+      passwordBased: plan.error ? true : p?.passwordBased === true,
+      siblings: touches.map(t => t?.id).filter(id => typeof id === "string" && id !== account.id),
+      ...describe(account, c),
+    };
+  });
   return plan.error ? { accounts: result, planError: plan.error } : { accounts: result };
 }
 
@@ -107,7 +106,7 @@ export async function accountWithBackend(accountId) {
   if (!account) {
     throw new CredsyncError("unknown_account", `no IMAP or POP3 account "${String(accountId).slice(0, 64)}"`);
   }
-  return { ...account, ...(await describe(account, c)) };
+  return { ...account, ...describe(account, c) };
 }
 
 /** Saves the back-end of one account; an empty name removes the choice. */
@@ -153,14 +152,20 @@ function checkAccountId(accountId) {
   }
 }
 
-// The domain of the account's default identity, else of its user name.
-async function mailDomain(account) {
-  let address = account.incoming.username;
+// The address of each account's default identity, by account id: one call
+// for every account.
+async function identityEmails() {
   try {
-    address = (await messenger.accounts.get(account.id))?.identities?.[0]?.email || address;
+    const list = await messenger.accounts.list(false);
+    return new Map(list.map(a => [a.id, a.identities?.[0]?.email]));
   } catch {
-    // keep the user name
+    return new Map();
   }
+}
+
+// The domain of the account's default identity, else of its user name.
+function mailDomain(account, emails) {
+  const address = emails.get(account.id) || account.incoming.username;
   const at = address.lastIndexOf("@");
   return at >= 0 ? address.slice(at + 1).toLowerCase() : null;
 }

@@ -9,6 +9,7 @@
 //   messenger.runtime.sendMessage({cmd: "hello"})    the back-ends and their rules
 //   messenger.runtime.sendMessage({cmd: "guided"})   not sent to a provider's page
 //   messenger.runtime.sendMessage({cmd: "status"})   no earlier change
+//   messenger.runtime.sendMessage({cmd: "check"})    the host's rules check: nothing broken
 //   messenger.runtime.sendMessage({cmd: "openPage"}) guided mode (only on click): opens nothing
 //   messenger.accounts.getDefault()
 //   messenger.runtime.connect({name: "credsync"})    a change or a sync
@@ -171,7 +172,7 @@
       : { current: "Brescia-2024!", new: "Lago-d'Iseo-2025", repeat: "Lago-d'Iseo-2025" };
 
   // Progress of the change (a sync has no "changing" step) up to the state
-  // shown, then (state=done) the sibling account and the result.
+  // shown, then (state=done) saving (the sibling account with it) and the result.
   const PROGRESS = [
     ["policy", "running"], ["policy", "ok"],
     ...(mode === "sync" ? [] : [["changing", "running"], ["changing", "ok"]]),
@@ -180,19 +181,17 @@
   ];
   const FINISH = [
     ["checking_outgoing", "ok"], ["saving", "running"], ["saving", "ok"],
-    ["sibling", "running"], ["sibling", "ok"],
   ];
 
   const answers = {
     accounts: () => ({ accounts: structuredClone(ACCOUNTS) }),
-    hello: () => ({ name: "credsync", version: "0.1.0", protocol: 1, capabilities: ["verify", "change", "sync"],
-                    backends: structuredClone(BACKENDS) }),
+    hello: () => ({ name: "credsync", version: "0.2.0", protocol: 2,
+                    capabilities: ["verify", "check", "plan", "change", "sync", "propagate"],
+                    passwordAuthMethods: [0, 2, 3, 9], backends: structuredClone(BACKENDS) }),
+    check: () => ({ violations: [] }),
     guided: () => ({ guided: null }),
     openPage: () => ({ url: "https://webmail.aclibresciane.it/", where: "tab" }),
-    status: () => {
-      setTimeout(afterInit, 0);
-      return { flows: [] };
-    },
+    status: () => ({ flows: [] }),
   };
 
   function event() {
@@ -225,13 +224,19 @@
         }
         const events = state === "done" ? [...PROGRESS, ...FINISH] : PROGRESS;
         events.forEach(([step, s], i) =>
-          send({ type: "progress", step, state: s, ...(step === "sibling" ? { accountId: "account4" } : {}) }, 50 * (i + 1))
+          send({ type: "progress", step, state: s }, 50 * (i + 1))
         );
         const last = 50 * (events.length + 1);
         if (state === "done") {
-          const side = { outcome: "ok", detail: "" };
-          const siblings = [{ id: "account4", name: "Ufficio (POP3)", stored: true }];
-          send({ type: "result", ok: true, result: { changed: mode === "change", stored: true, incoming: side, outgoing: side, siblings } }, last);
+          const both = ["incoming", "outgoing"];
+          const accounts = [
+            { id: "account2", name: "m.rossi@aclibresciane.it", sides: both },
+            { id: "account4", name: "Ufficio (POP3)", sides: both },
+          ];
+          const server = (side, protocol, port) =>
+            ({ side, protocol, host: "mail.aclibresciane.it", port, username: "m.rossi", outcome: "ok", detail: "" });
+          const servers = [server("incoming", "imap", 993), server("incoming", "pop3", 995), server("outgoing", "smtp", 465)];
+          send({ type: "result", ok: true, result: { changed: mode === "change", stored: true, accounts, servers } }, last);
         }
         setTimeout(ready, last + 50);
       },
@@ -304,4 +309,11 @@
   };
   globalThis.messenger = api;
   globalThis.browser = api;
+  // The popup marks <html data-ready> when it shows all it shows on opening.
+  const opened = setInterval(() => {
+    if (document.documentElement.dataset.ready) {
+      clearInterval(opened);
+      afterInit();
+    }
+  }, 10);
 })();

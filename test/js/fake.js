@@ -198,6 +198,7 @@ export function fakeMessenger(options = {}) {
     },
     accounts: {
       get: async id => ({ id, identities: [{ email: options.identities?.[id] ?? "" }] }),
+      list: async () => (options.accounts ?? []).map(a => ({ id: a.id, identities: [{ email: options.identities?.[a.id] ?? "" }] })),
       getDefault: async () => null,
     },
     tabs: { create: async details => ({ id: 1, ...details }) },
