@@ -65,7 +65,7 @@ type Preview struct {
 // Previews lists, for every account, what a change of it would write
 // (PROTOCOL.md, "plan"); nothing is logged in to or written.
 func (e *Engine) Previews(ctx context.Context) ([]Preview, error) {
-	_, accounts, err := e.facts(ctx)
+	_, accounts, err := e.list(ctx, "") // no saved password is read for a preview
 	if err != nil {
 		return nil, err
 	}

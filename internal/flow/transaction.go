@@ -11,11 +11,16 @@ import (
 // facts asks Thunderbird for its accounts, fingerprinting saved logins
 // with a fresh salt.
 func (e *Engine) facts(ctx context.Context) (salt string, accounts []Account, err error) {
+	return e.list(ctx, newSalt())
+}
+
+// list asks Thunderbird for its accounts; without a salt, saved logins are
+// neither read nor fingerprinted (Saved.Known false).
+func (e *Engine) list(ctx context.Context, salt string) (string, []Account, error) {
 	if e.Thunderbird == nil {
 		return "", nil, &Error{Code: code.StoreFailed, Message: "this credsync has no Thunderbird to store the password in"}
 	}
-	salt = newSalt()
-	accounts, err = e.Thunderbird.Accounts(ctx, salt)
+	accounts, err := e.Thunderbird.Accounts(ctx, salt)
 	if err != nil {
 		return "", nil, &Error{Code: code.InternalError, Message: fmt.Sprintf("Thunderbird did not list its accounts (%v); nothing was changed", err)}
 	}

@@ -26,7 +26,11 @@ const maxAccounts = 1000
 func (s *session) Accounts(ctx context.Context, salt string) ([]flow.Account, error) {
 	ctx, cancel := context.WithTimeout(ctx, accountsTimeout)
 	defer cancel()
-	reply, err := s.request(ctx, "accounts", map[string]any{"salt": salt})
+	fields := map[string]any{}
+	if salt != "" {
+		fields["salt"] = salt
+	}
+	reply, err := s.request(ctx, "accounts", fields)
 	if err != nil {
 		return nil, err
 	}
