@@ -1,6 +1,6 @@
 // Package flow runs credsync's transactions: a password change, "I already
 // changed it" and the propagation of a password Thunderbird saved. Each is
-// one transaction over every login the password belongs to (logins.go):
+// one transaction over every login the password belongs to (transaction.go):
 // check → change at the provider → log in once to each distinct server →
 // one store of every login, all or none. Thunderbird's logins change only
 // after the new password is verified.

@@ -1,7 +1,7 @@
 // Package protocol serves credsync's native-messaging protocol (PROTOCOL.md)
 // on one connection: it validates each request, dispatches it by type to its
 // handler (one file per type), and sends requests of its own to the
-// extension (store.go).
+// extension (thunderbird.go).
 package protocol
 
 import (

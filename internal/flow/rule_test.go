@@ -35,7 +35,7 @@ func acct(id, in, out string) Account {
 	return Account{ID: id, Name: "name of " + id, Incoming: listed(in), Outgoing: listed(out)}
 }
 
-// TestWhichLoginsAPasswordBelongsTo is the one rule (logins.go), for every
+// TestWhichLoginsAPasswordBelongsTo is the one rule (transaction.go), for every
 // way a transaction starts.
 func TestWhichLoginsAPasswordBelongsTo(t *testing.T) {
 	tests := []struct {
