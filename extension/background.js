@@ -27,17 +27,16 @@
 // {cmd: "sync", ...} or {cmd: "watch", accountId} and receives {type:
 // "progress", step, state} events, then {type: "result", ok, result | error}.
 //
-// The host's requests are answered by lib/requests.js; a password
-// Thunderbird saves (credsync.onLoginChanged, which wakes this page) goes to
-// lib/propagation.js.
+// A change or sync is one request to the host, which owns the whole
+// transaction; the host's own requests (accounts, login, store) are
+// answered below; a password Thunderbird saves (credsync.onLoginChanged,
+// which wakes this page) goes to lib/propagation.js.
 
-import { accounts, listAccounts, planFor, setBackend, setPage } from "./lib/accounts.js";
-import { connectHost, errorJSON, hello, request, serve } from "./lib/connection.js";
-import { changePassword, syncPassword } from "./lib/flows.js";
+import { accounts, accountWithBackend, listAccounts, planFor, setBackend, setPage } from "./lib/accounts.js";
+import { connectHost, CredsyncError, errorJSON, hello, request, serve } from "./lib/connection.js";
 import { clearGuided, guided, openPage } from "./lib/guided.js";
-import { onLoginChanged, propagations } from "./lib/propagation.js";
-import { answerHost } from "./lib/requests.js";
-import { setSettings, settings } from "./lib/settings.js";
+import { onLoginChanged, pendingLogin, propagations } from "./lib/propagation.js";
+import { isObject, setSettings, settings } from "./lib/settings.js";
 
 const CHECK_TIMEOUT_MS = 10000;
 
@@ -61,6 +60,32 @@ function check({ backend, current, new: next }) {
     members.current = current;
   }
   return request("check", members, { timeoutMs: CHECK_TIMEOUT_MS });
+}
+
+/**
+ * Changes the password of the account (and of every account sharing its
+ * login) at the provider through the account's back-end.
+ *
+ * @param {Function} [onProgress] called with {step, state}
+ * @returns {Promise<object>} the host's result: {changed, stored, accounts,
+ *   logins, servers}
+ * @throws {CredsyncError} the host's error (with accounts, logins, servers,
+ *   changed where known) or backend_not_configured
+ */
+async function changePassword(accountId, current, newPassword, onProgress) {
+  const account = await accountWithBackend(accountId);
+  if (!account.backend) {
+    throw new CredsyncError("backend_not_configured", "no back-end is configured for this account");
+  }
+  return request("change", { accountId, backend: account.backend, current, new: newPassword }, { onProgress });
+}
+
+/** "I already changed it": verifies and saves the password now in force, as changePassword. */
+async function syncPassword(accountId, password, onProgress) {
+  if (typeof password !== "string" || !password) {
+    throw new CredsyncError("invalid_request", "password must be a non-empty string", { field: "password" });
+  }
+  return request("sync", { accountId, password }, { onProgress });
 }
 
 // Starts a change or a sync ("kind") unless one runs for the account.
@@ -135,6 +160,104 @@ function watch(port, flow) {
   }
   flow.watchers.add(watcher);
   port.onDisconnect.addListener(() => flow.watchers.delete(watcher));
+}
+
+// ---- the host's requests (PROTOCOL.md "Requests from the host"):
+// `accounts` (facts), `login` (the password of the login being propagated,
+// and no other), `store` (all or none). Each answers with a result or
+// throws a CredsyncError; no password in any error.
+
+const FINGERPRINT = /^[0-9a-f]{64}$/;
+
+async function answerHost(req) {
+  switch (req?.type) {
+    case "accounts":
+      return accountsFacts(req);
+    case "login":
+      return login(req);
+    case "store":
+      return store(req);
+  }
+  throw new CredsyncError("unknown_type", `unknown request type "${String(req?.type).slice(0, 64)}"`);
+}
+
+function invalid(field, message) {
+  return new CredsyncError("invalid_request", message, { field });
+}
+
+async function accountsFacts({ salt }) {
+  if (salt !== undefined && (typeof salt !== "string" || !salt)) {
+    throw invalid("salt", "salt must be a non-empty string");
+  }
+  const { accounts: list, locked } = await listAccounts(salt);
+  return { accounts: list, locked: locked === true };
+}
+
+async function login({ origin, username }) {
+  if (typeof origin !== "string" || typeof username !== "string") {
+    throw invalid(typeof origin !== "string" ? "origin" : "username", "origin and username must be strings");
+  }
+  const allowed = pendingLogin();
+  if (!allowed || allowed.origin.toLowerCase() !== origin.toLowerCase() || allowed.username !== username) {
+    throw new CredsyncError("not_allowed", "only the login being propagated can be read");
+  }
+  let password = null;
+  try {
+    password = await messenger.credsync.readLogin(allowed.origin, allowed.username);
+  } catch {
+    // as no login
+  }
+  if (typeof password !== "string" || !password) {
+    throw new CredsyncError("no_login", "no such saved login, or the login store is locked");
+  }
+  return { password };
+}
+
+// The host's `expect` as the Experiment's: absent "any", null "none", or the fingerprint.
+function expectOf(login) {
+  if (!("expect" in login)) {
+    return "any";
+  }
+  if (login.expect === null) {
+    return "none";
+  }
+  if (typeof login.expect !== "string" || !FINGERPRINT.test(login.expect)) {
+    throw invalid("expect", "expect must be a fingerprint (64 lowercase hex digits) or null");
+  }
+  return login.expect;
+}
+
+async function store({ salt, logins }) {
+  if (typeof salt !== "string" || !salt) {
+    throw invalid("salt", "salt must be a non-empty string");
+  }
+  if (!Array.isArray(logins) || !logins.length) {
+    throw invalid("logins", "logins must be a non-empty array");
+  }
+  const writes = logins.map(l => {
+    if (!isObject(l) || typeof l.origin !== "string" || !l.origin || typeof l.username !== "string") {
+      throw invalid("logins", "each login needs a string origin and username");
+    }
+    if (typeof l.password !== "string" || !l.password) {
+      throw invalid("password", "password must be a non-empty string");
+    }
+    return { origin: l.origin, username: l.username, password: l.password, expect: expectOf(l) };
+  });
+  let result;
+  try {
+    result = await messenger.credsync.writeLogins(salt, writes);
+  } catch {
+    // writeLogins answers every failure of a write itself; it throws only
+    // before writing (arguments, the login store not ready).
+    const states = writes.map(({ origin, username }) => ({ origin, username, state: "unchanged" }));
+    throw new CredsyncError("store_failed", "Thunderbird could not save the logins; nothing was written", {
+      logins: states,
+    });
+  }
+  if (result?.code) {
+    throw new CredsyncError(result.code, result.message ?? result.code, { logins: result.logins ?? [] });
+  }
+  return { logins: result?.logins ?? [] };
 }
 
 serve(answerHost);

@@ -16,7 +16,7 @@ let handler = async request => {
 
 const host = new NativeHost({ name: HOST_NAME, onRequest: request => handler(request) });
 
-/** Sets the function answering the host's requests (see requests.js). */
+/** Sets the function answering the host's requests (background.js). */
 export function serve(onRequest) {
   handler = onRequest;
 }
