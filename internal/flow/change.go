@@ -20,6 +20,9 @@ type Change struct {
 	BackendURL string
 	Current    string
 	New        string
+	// Checks, when its Breach is set, replace the engine's optional checks
+	// for this change (the administrator's settings, sent by the popup).
+	Checks policy.Options
 }
 
 // Change runs: the accounts → the logins the password belongs to → policy

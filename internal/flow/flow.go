@@ -187,8 +187,10 @@ type Error struct {
 	// Sent says what of a change reached the provider (provider.Error.Sent:
 	// "nothing", "current", "change"; "" when not known); Words are the
 	// provider's own words about it, for the user.
-	Sent     string
-	Words    string
+	Sent  string
+	Words string
+	// Breaches: how often a breached new password was seen (rule breached).
+	Breaches int
 	Accounts []Touched
 	Logins   []Written
 	Servers  []Checked

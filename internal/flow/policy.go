@@ -29,9 +29,13 @@ func (e *Engine) checkChange(ctx context.Context, c Change) (policy.Report, *Err
 	if v := policy.Check(c.Current, c.New, c.Backend.Info().Rules); v != nil {
 		return policy.Report{}, &Error{Code: code.PolicyViolation, Rule: v.Rule, Message: v.Message}
 	}
-	report, v := e.Policy.Evaluate(ctx, c.New)
+	checks := e.Policy
+	if c.Checks.Breach != nil {
+		checks = c.Checks
+	}
+	report, v := checks.Evaluate(ctx, c.New)
 	if v != nil {
-		return report, &Error{Code: code.PolicyViolation, Rule: v.Rule, Message: v.Message}
+		return report, &Error{Code: code.PolicyViolation, Rule: v.Rule, Message: v.Message, Breaches: v.Breaches}
 	}
 	return report, nil
 }

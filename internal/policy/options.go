@@ -11,8 +11,12 @@ import (
 type Options struct {
 	// Breach, when set, asks the range API whether the new password is in
 	// a known breach (breached). Off by default: it needs the network. An
-	// unreachable API does not stop the change; the report says so.
+	// unreachable API does not stop the change (the report says so) unless
+	// FailClosed.
 	Breach *Breach
+	// FailClosed: an unreachable range API stops the change
+	// (breach_check_unavailable) instead of letting it go on.
+	FailClosed bool
 }
 
 // Breach check outcomes in Report.Breach.
@@ -39,10 +43,13 @@ func (o Options) Evaluate(ctx context.Context, password string) (Report, *Violat
 	}
 	n, err := o.Breach.Count(ctx, password)
 	switch {
+	case err != nil && o.FailClosed:
+		r.Breach, r.BreachError = BreachUnavailable, err.Error()
+		return r, &Violation{Rule: RuleBreachUnavailable, Message: "the breach check could not be made (" + err.Error() + "); nothing was sent: try again later"}
 	case err != nil:
 		r.Breach, r.BreachError = BreachUnavailable, err.Error()
 	case n > 0:
-		return r, &Violation{RuleBreached, fmt.Sprintf("the new password appears %d times in known data breaches; choose another", n)}
+		return r, &Violation{Rule: RuleBreached, Message: fmt.Sprintf("the new password appears %d times in known data breaches; choose another", n), Breaches: n}
 	default:
 		r.Breach = BreachNotListed
 	}

@@ -37,6 +37,9 @@ const (
 	RuleBadCharacter      = "bad_character"
 	RuleMismatch          = "mismatch"
 	RuleBreached          = "breached"
+	// RuleBreachUnavailable: the breach check could not be made and the
+	// administrator chose to stop the change then (Options.FailClosed).
+	RuleBreachUnavailable = "breach_check_unavailable"
 	// RuleTooWeak names a provider's strength refusal (RuleFromMessage).
 	// The host itself no longer refuses a password as too weak (0.2+).
 	RuleTooWeak = "too_weak"
@@ -47,6 +50,8 @@ const (
 type Violation struct {
 	Rule    string
 	Message string
+	// Breaches is how often a breached password was seen.
+	Breaches int
 }
 
 func (v *Violation) Error() string { return v.Rule + ": " + v.Message }
@@ -82,15 +87,15 @@ type Rules struct {
 func Check(current, next string, rules *Rules) *Violation {
 	switch {
 	case next == "":
-		return &Violation{RuleEmpty, "the new password is empty"}
+		return &Violation{Rule: RuleEmpty, Message: "the new password is empty"}
 	case len(next) > MaxBytes:
-		return &Violation{RuleTooLong, "the new password is longer than " + strconv.Itoa(MaxBytes) + " bytes"}
+		return &Violation{Rule: RuleTooLong, Message: "the new password is longer than " + strconv.Itoa(MaxBytes) + " bytes"}
 	case !utf8.ValidString(next):
-		return &Violation{RuleInvalidUTF8, "the new password is not valid UTF-8"}
+		return &Violation{Rule: RuleInvalidUTF8, Message: "the new password is not valid UTF-8"}
 	case strings.ContainsAny(next, "\x00\r\n"):
-		return &Violation{RuleControlCharacters, "the new password contains NUL, CR or LF, which mail servers cannot receive"}
+		return &Violation{Rule: RuleControlCharacters, Message: "the new password contains NUL, CR or LF, which mail servers cannot receive"}
 	case current != "" && next == current:
-		return &Violation{RuleSameAsCurrent, "the new password is the same as the current one"}
+		return &Violation{Rule: RuleSameAsCurrent, Message: "the new password is the same as the current one"}
 	}
 	if v := rules.Violations(next); len(v) > 0 {
 		return &v[0]
@@ -101,7 +106,7 @@ func Check(current, next string, rules *Rules) *Violation {
 // Confirm checks the new password typed a second time.
 func Confirm(next, again string) *Violation {
 	if next != again {
-		return &Violation{RuleMismatch, "the two new passwords differ"}
+		return &Violation{Rule: RuleMismatch, Message: "the two new passwords differ"}
 	}
 	return nil
 }
@@ -116,13 +121,13 @@ func (r *Rules) Violations(password string) []Violation {
 	var out []Violation
 	n := utf8.RuneCountInString(password)
 	if r.MinLength > 0 && n < r.MinLength {
-		out = append(out, Violation{RuleTooShort, fmt.Sprintf("the new password has %d characters; the provider wants at least %d", n, r.MinLength)})
+		out = append(out, Violation{Rule: RuleTooShort, Message: fmt.Sprintf("the new password has %d characters; the provider wants at least %d", n, r.MinLength)})
 	}
 	switch {
 	case r.MaxLength > 0 && n > r.MaxLength:
-		out = append(out, Violation{RuleTooLong, fmt.Sprintf("the new password has %d characters; the provider takes at most %d", n, r.MaxLength)})
+		out = append(out, Violation{Rule: RuleTooLong, Message: fmt.Sprintf("the new password has %d characters; the provider takes at most %d", n, r.MaxLength)})
 	case r.MaxBytes > 0 && len(password) > r.MaxBytes:
-		out = append(out, Violation{RuleTooLong, fmt.Sprintf("the new password takes %d bytes; the provider takes at most %d", len(password), r.MaxBytes)})
+		out = append(out, Violation{Rule: RuleTooLong, Message: fmt.Sprintf("the new password takes %d bytes; the provider takes at most %d", len(password), r.MaxBytes)})
 	}
 	var upper, lower, digit, special, bad bool
 	for _, c := range password {
@@ -148,23 +153,23 @@ func (r *Rules) Violations(password string) []Violation {
 		}
 	}
 	if bad {
-		out = append(out, Violation{RuleBadCharacter, "the new password contains a character the provider does not accept" + r.allowed()})
+		out = append(out, Violation{Rule: RuleBadCharacter, Message: "the new password contains a character the provider does not accept" + r.allowed()})
 	}
 	if r.NeedsUpper && !upper {
-		out = append(out, Violation{RuleNeedsUpper, "the new password needs an upper-case letter"})
+		out = append(out, Violation{Rule: RuleNeedsUpper, Message: "the new password needs an upper-case letter"})
 	}
 	if r.NeedsLower && !lower {
-		out = append(out, Violation{RuleNeedsLower, "the new password needs a lower-case letter"})
+		out = append(out, Violation{Rule: RuleNeedsLower, Message: "the new password needs a lower-case letter"})
 	}
 	if r.NeedsDigit && !digit {
-		out = append(out, Violation{RuleNeedsDigit, "the new password needs a digit (0-9)"})
+		out = append(out, Violation{Rule: RuleNeedsDigit, Message: "the new password needs a digit (0-9)"})
 	}
 	if r.NeedsSpecial && !special {
 		msg := "the new password needs a special character (neither a letter nor a digit)"
 		if r.Specials != "" {
 			msg = "the new password needs one of these special characters: " + r.Specials
 		}
-		out = append(out, Violation{RuleNeedsSpecial, msg})
+		out = append(out, Violation{Rule: RuleNeedsSpecial, Message: msg})
 	}
 	return out
 }

@@ -2,16 +2,22 @@ package protocol
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net/http"
+	"net/url"
+	"time"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/credsync/credsync/internal/code"
 	"github.com/credsync/credsync/internal/flow"
+	"github.com/credsync/credsync/internal/policy"
 	"github.com/credsync/credsync/internal/provider"
+	"github.com/credsync/credsync/internal/verify"
 )
 
-func decodeChange(req gjson.Result) (flow.Change, error) {
+func decodeChange(req gjson.Result, trust verify.Trust) (flow.Change, error) {
 	var c flow.Change
 	var err *Error
 	if c.AccountID, err = requiredString(req, "accountId", 1, 128); err != nil {
@@ -38,13 +44,48 @@ func decodeChange(req gjson.Result) (flow.Change, error) {
 	if c.New, err = password(req, "new", true); err != nil {
 		return c, err
 	}
-	return c, nil
+	c.Checks, err = breachMember(req, trust)
+	return c, err
+}
+
+// breachTimeout bounds the breach check's one request.
+const breachTimeout = 10 * time.Second
+
+// breachMember reads the optional "breachCheck": {"url", "failClosed"},
+// the administrator's breach-check settings the popup sends. Absent: no
+// breach check. Only https reaches a range API; its certificate is
+// verified like the servers'.
+func breachMember(req gjson.Result, trust verify.Trust) (policy.Options, *Error) {
+	b := req.Get("breachCheck")
+	if !b.Exists() || b.Type == gjson.Null {
+		return policy.Options{}, nil
+	}
+	if !b.IsObject() {
+		return policy.Options{}, invalid("breachCheck", `member "breachCheck" must be an object`)
+	}
+	base, err := optionalString(b, "url", 2048)
+	if err != nil {
+		return policy.Options{}, prefix("breachCheck", err)
+	}
+	if base == "" {
+		base = policy.DefaultBreachURL
+	}
+	if u, perr := url.Parse(base); perr != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+		return policy.Options{}, invalid("breachCheck.url", `member "breachCheck.url" must be an https:// URL`)
+	}
+	failClosed := b.Get("failClosed")
+	if failClosed.Exists() && !failClosed.IsBool() {
+		return policy.Options{}, invalid("breachCheck.failClosed", `member "breachCheck.failClosed" must be a boolean`)
+	}
+	client := &http.Client{Timeout: breachTimeout, Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: trust.Roots, MinVersion: tls.VersionTLS12}}}
+	return policy.Options{Breach: &policy.Breach{BaseURL: base, Client: client}, FailClosed: failClosed.Bool()}, nil
 }
 
 // change changes the password at the provider, verifies it and has the
 // extension store it in every login it belongs to (flow.Engine.Change).
 func change(ctx context.Context, s *session, id string, req gjson.Result) (any, error) {
-	c, err := decodeChange(req)
+	c, err := decodeChange(req, s.host.Trust)
 	if err != nil {
 		return nil, err
 	}
@@ -52,5 +93,9 @@ func change(ctx context.Context, s *session, id string, req gjson.Result) (any, 
 	if err != nil {
 		return nil, noteAudit(err, result.AuditFailed)
 	}
-	return resultOf(result), nil
+	r := resultOf(result)
+	if result.Policy.Breach != policy.BreachOff {
+		r.BreachCheck = result.Policy.Breach
+	}
+	return r, nil
 }

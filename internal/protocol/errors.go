@@ -34,6 +34,8 @@ type errorReplyMsg struct {
 	// its own words about the refusal (PROTOCOL.md, error codes).
 	Sent          string `json:"sent,omitempty"`
 	ProviderWords string `json:"providerWords,omitempty"`
+	// Breaches: how often a breached password was seen (rule "breached").
+	Breaches int `json:"breaches,omitempty"`
 	txMembers
 	// AuditFailed: the flow's audit record could not be written (audit.go).
 	AuditFailed bool `json:"auditFailed,omitempty"`
@@ -50,7 +52,7 @@ func errorReply(id *string, err error) errorReplyMsg {
 		reply.Code, reply.Message, reply.Field, reply.Limit = pe.Code, pe.Message, pe.Field, pe.Limit
 	case errors.As(err, &fe):
 		reply.Code, reply.Message, reply.Rule = fe.Code, fe.Message, fe.Rule
-		reply.Sent, reply.ProviderWords = fe.Sent, truncate(fe.Words, maxDetail)
+		reply.Sent, reply.ProviderWords, reply.Breaches = fe.Sent, truncate(fe.Words, maxDetail), fe.Breaches
 		reply.txMembers = members(fe.Accounts, fe.Logins, fe.Servers)
 		reply.Changed = &fe.Changed
 	default:

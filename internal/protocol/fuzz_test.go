@@ -8,6 +8,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/credsync/credsync/internal/endpoint"
+	"github.com/credsync/credsync/internal/verify"
 )
 
 // FuzzServe feeds one arbitrary frame and a hello to the host: it must
@@ -33,7 +34,7 @@ func FuzzServe(f *testing.F) {
 			return nil, err
 		},
 		"change": func(_ context.Context, _ *session, _ string, req gjson.Result) (any, error) {
-			_, err := decodeChange(req)
+			_, err := decodeChange(req, verify.Trust{})
 			return nil, err
 		},
 		"sync": func(_ context.Context, _ *session, _ string, req gjson.Result) (any, error) {

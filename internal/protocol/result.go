@@ -11,6 +11,9 @@ type txResult struct {
 	Changed bool  `json:"changed"`
 	Stored  bool  `json:"stored"`
 	Updated *bool `json:"updated,omitempty"`
+	// BreachCheck is the breach check's outcome for a change that asked
+	// for it: "not_listed" or "unavailable" (the change went on).
+	BreachCheck string `json:"breachCheck,omitempty"`
 	txMembers
 	// AuditFailed: the audit record could not be written (audit.go).
 	AuditFailed bool `json:"auditFailed,omitempty"`
