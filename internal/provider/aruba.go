@@ -535,7 +535,7 @@ func (p *arubaPage) verdict(secrets []string) error {
 	errText, okText := p.messageText(arubaError), p.messageText(arubaSuccess)
 	switch {
 	case errText != "" && okText == "":
-		if saysWrongCurrent(scrubText(errText, secrets...)) {
+		if saysWrongCurrent(classifiable(errText, secrets...)) {
 			return &Error{Kind: WrongCurrent, Detail: "aruba: " + scrubText(errText, secrets...)}
 		}
 		e := refusal(errText, secrets...)
