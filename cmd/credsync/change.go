@@ -146,8 +146,8 @@ func cliAudit(stderr io.Writer, command string) flow.AuditFunc {
 	return func(_ context.Context, r audit.Record) error {
 		err := log.Write(r)
 		if err != nil {
-			fmt.Fprintf(stderr, "credsync %s: could not write the audit log (the %s ended %s regardless): %s\n",
-				command, r.Kind, r.Outcome, printable(err.Error()))
+			fmt.Fprintf(stderr, "credsync %s: could not write the audit log (the outcome, %s, stands): %s\n",
+				command, r.Outcome, printable(err.Error()))
 		}
 		return err
 	}
