@@ -23,6 +23,7 @@ FUZZ_TARGETS := \
 	./internal/verify:FuzzClassifyIMAP \
 	./internal/verify:FuzzClassifySMTP \
 	./internal/verify:FuzzScrub \
+	./internal/verify:FuzzEchoNeverLeaks \
 	./internal/provider:FuzzArubaPage \
 	./internal/provider:FuzzZimbraFault \
 	./internal/provider:FuzzCpanelJSON \

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/credsync/credsync/internal/audit"
 	"github.com/credsync/credsync/internal/code"
 	"github.com/credsync/credsync/internal/endpoint"
 	"github.com/credsync/credsync/internal/flow"
@@ -48,7 +49,8 @@ password's SHA-1, nothing more). credsync does not estimate the password's
 strength: the extension's popup does, as it is typed.
 Nothing is ever retried. Thunderbird is not updated: afterwards, use the
 credsync extension's "I already changed it", or "credsync sync" while
-Thunderbird runs.
+Thunderbird runs. Each change, done or not, is one line of the audit log
+("credsync log"); the log never holds a password.
 
 URLs as for "credsync verify" (imaps://user%40example.org@host, smtp://…);
 the back-end changes the password of the incoming server's user (of the
@@ -110,7 +112,7 @@ func runChange(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 	}
 
-	engine := &flow.Engine{Trust: trust, VerifyTimeout: *servers.timeout}
+	engine := &flow.Engine{Trust: trust, VerifyTimeout: *servers.timeout, Audit: cliAudit(stderr, "change")}
 	if *breachCheck {
 		engine.Policy.Breach = &policy.Breach{BaseURL: *breachURL, Client: &http.Client{
 			Timeout:   *servers.timeout,
@@ -134,6 +136,21 @@ func runChange(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		New:        passwords[1],
 	}, progress)
 	return reportChange(stdout, res, err)
+}
+
+// cliAudit writes a command's flows to the user's audit log, as the host
+// does for the popup's (one line per change, never a password), and says
+// on stderr when a record could not be written: the outcome stands.
+func cliAudit(stderr io.Writer, command string) flow.AuditFunc {
+	log := &audit.Log{}
+	return func(_ context.Context, r audit.Record) error {
+		err := log.Write(r)
+		if err != nil {
+			fmt.Fprintf(stderr, "credsync %s: could not write the audit log (the outcome, %s, stands): %s\n",
+				command, r.Outcome, printable(err.Error()))
+		}
+		return err
+	}
 }
 
 // reportChange prints the flow's outcome and returns the exit status.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -116,24 +117,38 @@ func (l *Log) Write(r Record) error {
 	return err
 }
 
-func openAppend(path string) (io.WriteCloser, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
+// openAppend (audit_unix.go, audit_windows.go) opens the log for one
+// append, and refuses a log that could be redirected: a symbolic link (or
+// a Windows reparse point), a hard link, anything but a regular file, a
+// file or (on Unix) a directory owned by someone else, a directory others
+// may write to once credsync has tried to make it private again. The
+// refusal is Write's error: the flow's reply says auditFailed.
+
+// checkDir is the rule for the log's directory on Unix: owned by the user
+// (euid) and writable by no one else. uid and perm are the directory's,
+// after credsync tried to make it private again.
+func checkDir(uid uint32, euid int, perm fs.FileMode) error {
+	if int64(uid) != int64(euid) {
+		return fmt.Errorf("the directory is owned by uid %d, not by this user (uid %d): refusing to write in it", uid, euid)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
+	if perm&0o022 != 0 {
+		return fmt.Errorf("the directory is writable by group or others (mode %04o) and could not be made private: refusing to write in it", perm)
 	}
-	if runtime.GOOS != "windows" {
-		// A file made looser by hand is made private again.
-		if fi, err := f.Stat(); err == nil && fi.Mode().Perm() != 0o600 {
-			if err := f.Chmod(0o600); err != nil {
-				f.Close()
-				return nil, err
-			}
-		}
+	return nil
+}
+
+// checkFile is the rule for the opened log file on Unix: a regular file,
+// owned by the user, with no other link.
+func checkFile(mode fs.FileMode, uid uint32, euid int, links uint64) error {
+	switch {
+	case !mode.IsRegular():
+		return fmt.Errorf("the log is not a regular file (%v): refusing to write to it", mode.Type())
+	case int64(uid) != int64(euid):
+		return fmt.Errorf("the log is owned by uid %d, not by this user (uid %d): refusing to write to it", uid, euid)
+	case links != 1:
+		return fmt.Errorf("the log has %d links (a hard link elsewhere): refusing to write to it", links)
 	}
-	return f, nil
+	return nil
 }
 
 // DefaultPath is the audit log of the current user:

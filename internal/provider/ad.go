@@ -341,7 +341,7 @@ func adModifyError(err error, sent bool, secrets []string) error {
 	case codes[winPasswordRestriction], code == ldap.LDAPResultConstraintViolation:
 		return &Error{
 			Kind:   Rejected,
-			Rule:   policy.RuleFromMessage(redact(msg, secrets)),
+			Rule:   policy.RuleFromMessage(classifiable(msg, secrets...)),
 			Detail: "ad: the domain refused the new password (its rules: length, complexity, history or minimum age)" + text,
 		}
 	case code == ldap.LDAPResultBusy || code == ldap.LDAPResultUnavailable:

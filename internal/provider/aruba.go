@@ -214,7 +214,7 @@ func (p *arubaPage) unrecognised(why string, secrets []string) *Error {
 		r.Detail, r.Words = "aruba: "+r.Detail, e.Words
 		return r
 	}
-	if saysWrongCurrent(scrubText(text, secrets...)) {
+	if saysWrongCurrent(classifiable(text, secrets...)) {
 		return &Error{Kind: WrongCurrent, Detail: "aruba: " + scrubText(text, secrets...), Words: e.Words}
 	}
 	return e
@@ -706,7 +706,7 @@ func (p *arubaPage) verdict(before *arubaPage, secrets []string) error {
 // words are the provider's.
 func arubaRefused(text, words string, secrets []string) *Error {
 	w := providerWords(words, secrets...)
-	if saysWrongCurrent(scrubText(text, secrets...)) {
+	if saysWrongCurrent(classifiable(text, secrets...)) {
 		return &Error{Kind: WrongCurrent, Detail: "aruba: " + scrubText(text, secrets...), Words: w}
 	}
 	e := refusal(text, secrets...)

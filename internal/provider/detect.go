@@ -11,6 +11,7 @@ import (
 	"golang.org/x/net/html/atom"
 
 	"github.com/credsync/credsync/internal/policy"
+	"github.com/credsync/credsync/internal/redact"
 )
 
 // Detect names the back-end that a mail server's host name implies, when
@@ -58,7 +59,8 @@ var refusalKinds = []struct {
 // scrubbed of secrets before it goes into the error.
 func refusal(text string, secrets ...string) *Error {
 	detail := scrubText(text, secrets...)
-	norm := policy.NormalizeText(detail) // classify what is left after scrubbing: a password's own words must not count
+	words := collapseText(classifiable(text, secrets...))
+	norm := policy.NormalizeText(words) // classify what is left after masking: a password's own words must not count
 	for _, k := range refusalKinds {
 		for _, w := range k.words {
 			if strings.Contains(norm, w) {
@@ -66,7 +68,7 @@ func refusal(text string, secrets ...string) *Error {
 			}
 		}
 	}
-	return &Error{Kind: Rejected, Detail: detail, Rule: policy.RuleFromMessage(detail)}
+	return &Error{Kind: Rejected, Detail: detail, Rule: policy.RuleFromMessage(words)}
 }
 
 // Words that, together, say the current password was wrong: one naming
@@ -175,21 +177,13 @@ func stampSent(err error, sent string) {
 // maxDetail bounds the provider text kept in an error.
 const maxDetail = 300
 
-// scrubText makes a provider's text safe for an error message: secrets
-// replaced by "***", control characters by spaces, at most maxDetail bytes.
+// scrubText makes a provider's text safe for an error message: every form
+// of a secret masked on the raw text and again once control characters are
+// blanked and whitespace collapsed (redact.Set.Clean), at most maxDetail
+// bytes. A secret too short to mask (redact.MinRunes) takes the whole text
+// with it: the result is redact.WithheldShort.
 func scrubText(text string, secrets ...string) string {
-	for _, s := range secrets {
-		if len(s) >= 2 {
-			text = strings.ReplaceAll(text, s, "***")
-		}
-	}
-	text = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, strings.ToValidUTF8(text, " "))
-	text = strings.Join(strings.Fields(text), " ")
+	text = redact.New(secrets...).Clean(text, collapseText)
 	if len(text) > maxDetail {
 		cut := maxDetail
 		for cut > 0 && !utf8.RuneStart(text[cut]) {
@@ -198,4 +192,30 @@ func scrubText(text string, secrets ...string) string {
 		text = text[:cut] + "…"
 	}
 	return text
+}
+
+// collapseText blanks control characters and invalid UTF-8 and collapses
+// whitespace.
+func collapseText(text string) string {
+	text = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(text, " "))
+	return strings.Join(strings.Fields(text), " ")
+}
+
+// classifiable is text with the secrets masked, for matching a provider's
+// words only (never shown): a password's own words must not count. A
+// secret too short to mask is left in: masking it would break the words.
+func classifiable(text string, secrets ...string) string {
+	var long []string
+	for _, s := range secrets {
+		if !redact.New(s).Short() {
+			long = append(long, s)
+		}
+	}
+	masked, _ := redact.New(long...).Mask(text)
+	return masked
 }

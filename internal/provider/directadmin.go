@@ -126,7 +126,7 @@ func directadminResult(status int, body []byte, secrets []string) error {
 		return &Error{Kind: OutcomeUnknown, Detail: "directadmin: unreadable answer (HTTP " + strconv.Itoa(status) + ")"}
 	case !failed:
 		return nil
-	case saysWrongCurrent(scrubText(text, secrets...)):
+	case saysWrongCurrent(classifiable(text, secrets...)):
 		return &Error{Kind: WrongCurrent, Detail: "directadmin: " + scrubText(text, secrets...)}
 	case containsAny(text, []string{"blacklist", "blocked"}):
 		return &Error{Kind: Locked, Detail: "directadmin: " + scrubText(text, secrets...)}

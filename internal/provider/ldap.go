@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/credsync/credsync/internal/redact"
 )
 
 // ldapBackend changes a password with the LDAP Password Modify extended
@@ -182,33 +184,41 @@ func ldapResultText(code uint16) string {
 
 // describe is ": msg" on one line without secrets, or "" for no message.
 func describe(msg string, secrets []string) string {
-	msg = strings.Join(strings.Fields(redact(msg, secrets)), " ")
+	msg = redact.New(secrets...).Clean(msg, collapseText)
 	if msg == "" {
 		return ""
 	}
 	return ": " + msg
 }
 
-// redact masks every secret in s.
-func redact(s string, secrets []string) string {
-	for _, p := range secrets {
-		if p != "" && strings.Contains(s, p) {
-			s = strings.ReplaceAll(s, p, "***")
-		}
-	}
-	return s
-}
-
-// redactErr keeps err unless its text carries a secret.
+// redactErr keeps err unless its text gives a secret away (in any form,
+// redact.Set); then its text is masked, or withheld when a secret is too
+// short to mask. The replacement still answers errors.Is for the cause (a
+// deadline, a closed connection), but hides its text from errors.As.
 func redactErr(err error, secrets []string) error {
 	if err == nil {
 		return nil
 	}
-	if s := err.Error(); redact(s, secrets) != s {
-		return errors.New(redact(s, secrets))
+	set := redact.New(secrets...)
+	s := err.Error()
+	if set.Short() {
+		return &redactedError{msg: redact.WithheldShort, cause: err}
+	}
+	if set.Leaks(s) {
+		return &redactedError{msg: set.Clean(s, nil), cause: err}
 	}
 	return err
 }
+
+// redactedError replaces an error whose text gave a secret away.
+type redactedError struct {
+	msg   string
+	cause error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+
+func (e *redactedError) Is(target error) bool { return errors.Is(e.cause, target) }
 
 // ctxErr prefers the context's error: go-ldap reports a socket closed by
 // cancellation as a bare network error.

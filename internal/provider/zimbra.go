@@ -235,7 +235,7 @@ func zimbraResult(status int, body []byte, secrets []string) error {
 	case "account.AUTH_FAILED":
 		return &Error{Kind: WrongCurrent, Detail: detail}
 	case "account.INVALID_PASSWORD":
-		e := &Error{Kind: Rejected, Detail: detail, Rule: policy.RuleFromMessage(scrubText(a.reason, secrets...))}
+		e := &Error{Kind: Rejected, Detail: detail, Rule: policy.RuleFromMessage(collapseText(classifiable(a.reason, secrets...)))}
 		for _, ar := range zimbraArgRules {
 			if _, named := a.args[ar.attr]; named {
 				e.Rule = ar.rule

@@ -169,6 +169,8 @@ func isNetworkError(err error) bool {
 // statusDetail is the server's reply as it was on the wire, without the
 // libraries' prefixes: "NO [AUTHENTICATIONFAILED] Authentication failed",
 // "535 5.7.8 Authentication failed", "-ERR [AUTH] Authentication failed".
+// A multi-line reply keeps its line breaks: the password is masked before
+// the lines are joined (scrubResult).
 func statusDetail(err error) (string, bool) {
 	switch e := err.(type) {
 	case *imap.Error:
@@ -180,7 +182,7 @@ func statusDetail(err error) (string, bool) {
 		if e.Text != "" {
 			sb.WriteString(" " + e.Text)
 		}
-		return oneLine(sb.String()), true
+		return sb.String(), true
 	case *smtp.SMTPError:
 		s := strconv.Itoa(e.Code)
 		if e.EnhancedCode[0] > 0 {
@@ -189,9 +191,9 @@ func statusDetail(err error) (string, bool) {
 		if e.Message != "" {
 			s += " " + e.Message
 		}
-		return oneLine(s), true
+		return s, true
 	case *pop3Error:
-		return oneLine(e.Line), true
+		return e.Line, true
 	}
 	return "", false
 }

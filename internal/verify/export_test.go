@@ -3,6 +3,8 @@ package verify
 import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-smtp"
+
+	"github.com/credsync/credsync/internal/redact"
 )
 
 // Hooks for the external test package (fuzz targets).
@@ -22,13 +24,13 @@ func ParsePOP3Reply(line string) (ok bool, code, text string, err error) {
 // ClassifyIMAP classifies a tagged IMAP status reply.
 func ClassifyIMAP(typ, code, text string, st int, plain bool) (Outcome, string) {
 	err := &imap.Error{Type: imap.StatusResponseType(typ), Code: imap.ResponseCode(code), Text: text}
-	return classify(err, stage(st), plain), detailOf(err)
+	return classify(err, stage(st), plain), oneLine(detailOf(err))
 }
 
 // ClassifySMTP classifies an SMTP reply.
 func ClassifySMTP(code int, enh [3]int, msg string, st int, plain bool) (Outcome, string) {
 	err := &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode(enh), Message: msg}
-	return classify(err, stage(st), plain), detailOf(err)
+	return classify(err, stage(st), plain), oneLine(detailOf(err))
 }
 
 // ClassifyPOP3 classifies an -ERR line in reply to cmd.
@@ -41,10 +43,10 @@ func ClassifyPOP3(cmd, line string, plain bool) (Outcome, string, error) {
 		return OK, "", nil
 	}
 	pe := &pop3Error{Cmd: cmd, Line: line, Code: r.Code, Text: r.Text}
-	return classify(pe, stageAuth, plain), detailOf(pe), nil
+	return classify(pe, stageAuth, plain), oneLine(detailOf(pe)), nil
 }
 
 // Scrub is scrubResult on a Detail.
 func Scrub(detail, password string) string {
-	return scrubResult(Result{Detail: detail}, password).Detail
+	return scrubResult(Result{Outcome: AuthFailed, Detail: detail}, redact.New(password), true).Detail
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/credsync/credsync/internal/endpoint"
+	"github.com/credsync/credsync/internal/redact"
 )
 
 // maxPOP3Line bounds a server line. RFC 1939 allows 512 octets; be lenient.
@@ -35,7 +36,7 @@ func parsePOP3Reply(line string) (pop3Reply, error) {
 		r.OK = true
 	case "-ERR":
 	default:
-		return r, fmt.Errorf("pop3: malformed reply %q", truncate(line, 80))
+		return r, &malformedReply{line: line}
 	}
 	if strings.HasPrefix(rest, "[") {
 		if end := strings.IndexByte(rest, ']'); end > 0 {
@@ -45,6 +46,15 @@ func parsePOP3Reply(line string) (pop3Reply, error) {
 	}
 	r.Text = rest
 	return r, nil
+}
+
+// malformedReply is a line that is neither +OK nor -ERR. Its text quotes
+// the start of the line, so a line that echoes the password is masked
+// before it is cut (pop3Conn.status): a cut password could not be masked.
+type malformedReply struct{ line string }
+
+func (e *malformedReply) Error() string {
+	return fmt.Sprintf("pop3: malformed reply %q", truncate(e.line, 80))
 }
 
 func truncate(s string, n int) string {
@@ -78,12 +88,13 @@ func checkPOP3Args(username, password string) error {
 
 // pop3Conn is a minimal POP3 client.
 type pop3Conn struct {
-	conn net.Conn
-	r    *bufio.Reader
+	conn    net.Conn
+	r       *bufio.Reader
+	secrets *redact.Set // masked in a malformed line before it is cut
 }
 
-func newPOP3Conn(conn net.Conn) *pop3Conn {
-	return &pop3Conn{conn: conn, r: bufio.NewReaderSize(conn, 1024)}
+func newPOP3Conn(conn net.Conn, secrets *redact.Set) *pop3Conn {
+	return &pop3Conn{conn: conn, r: bufio.NewReaderSize(conn, 1024), secrets: secrets}
 }
 
 func (p *pop3Conn) readLine() (string, error) {
@@ -126,6 +137,14 @@ func (p *pop3Conn) status(cmd string) (pop3Reply, error) {
 		return pop3Reply{}, err
 	}
 	r, err := parsePOP3Reply(line)
+	if m, ok := err.(*malformedReply); ok {
+		if masked, ok := p.secrets.Mask(m.line); ok {
+			m.line = masked
+		} else {
+			m.line = redact.Withheld
+		}
+		return r, m
+	}
 	if err != nil {
 		return r, err
 	}
@@ -163,7 +182,7 @@ func (p *pop3Conn) capa() (caps map[string]bool, ok bool, err error) {
 
 // runPOP3: greeting, CAPA, STLS when STARTTLS is required, USER, PASS, QUIT.
 func runPOP3(ctx context.Context, a *attempt, conn net.Conn) Result {
-	p := newPOP3Conn(conn)
+	p := newPOP3Conn(conn, a.secrets)
 	if _, err := p.status(""); err != nil {
 		return a.fail(err, stageConnect)
 	}
@@ -188,7 +207,7 @@ func runPOP3(ctx context.Context, a *attempt, conn net.Conn) Result {
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return a.fail(err, stageTLS)
 		}
-		p = newPOP3Conn(tc)
+		p = newPOP3Conn(tc, a.secrets)
 	}
 
 	if a.plain() && haveCaps && !caps["USER"] {

@@ -50,12 +50,12 @@ func TestLoginWrongPasswordOneAttempt(t *testing.T) {
 		t.Run(se.name, func(t *testing.T) {
 			before := len(sb.Logins())
 			ep := mkEndpoint(t, se.proto, se.addr(sb), se.sec, "alice")
-			res := verify.Login(testCtx(t, 5*time.Second), ep, "wrong", verify.Trust{Roots: sb.CAPool})
+			res := verify.Login(testCtx(t, 5*time.Second), ep, "wrong-pw", verify.Trust{Roots: sb.CAPool})
 			wantOutcome(t, res, verify.AuthFailed)
 			if res.Detail != details[se.proto] {
 				t.Errorf("Detail = %q, want %q", res.Detail, details[se.proto])
 			}
-			if logins := sb.Logins()[before:]; len(logins) != 1 || logins[0].OK || logins[0].Password != "wrong" {
+			if logins := sb.Logins()[before:]; len(logins) != 1 || logins[0].OK || logins[0].Password != "wrong-pw" {
 				t.Fatalf("server saw %+v, want exactly one failed attempt", logins)
 			}
 		})

@@ -12,14 +12,19 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/credsync/credsync/internal/endpoint"
+	"github.com/credsync/credsync/internal/redact"
 )
 
 // Outcome is the stable verdict of one login attempt (PROTOCOL.md, "Side
@@ -77,11 +82,12 @@ func Login(ctx context.Context, ep endpoint.Endpoint, password string, trust Tru
 			Err:     errNotPasswordAccount,
 		}
 	}
+	// Errors found before connecting are ours alone: no server text.
 	if err := ep.Validate(); err != nil {
-		return local(ProtocolError, fmt.Errorf("invalid endpoint: %w", err))
+		return ours(ProtocolError, fmt.Errorf("invalid endpoint: %w", err))
 	}
 	if strings.ContainsRune(password, 0) {
-		return local(ProtocolError, errors.New("the password contains a NUL character, which no mail protocol can carry"))
+		return ours(ProtocolError, errors.New("the password contains a NUL character, which no mail protocol can carry"))
 	}
 	var run runner
 	switch ep.Protocol {
@@ -89,7 +95,7 @@ func Login(ctx context.Context, ep endpoint.Endpoint, password string, trust Tru
 		run = runIMAP
 	case endpoint.POP3:
 		if err := checkPOP3Args(ep.Username, password); err != nil {
-			return local(ProtocolError, err)
+			return ours(ProtocolError, err)
 		}
 		run = runPOP3
 	case endpoint.SMTP:
@@ -105,28 +111,31 @@ func Login(ctx context.Context, ep endpoint.Endpoint, password string, trust Tru
 	// if a library does not: the deadline closes the connection, which
 	// ends any blocked read or write, and a goroutine stuck without I/O (a
 	// parser looping on a malformed reply) is abandoned.
-	done := make(chan Result, 1)
-	go func() { done <- loginAttempt(ctx, ep, password, trust, run) }()
+	secrets := secretsOf(ep, password)
+	done := make(chan attemptResult, 1)
+	go func() { done <- loginAttempt(ctx, ep, password, secrets, trust, run) }()
 	select {
-	case res := <-done:
-		return scrubResult(res, password)
+	case r := <-done:
+		return scrubResult(r.res, secrets, r.credsSent)
 	case <-ctx.Done():
 	}
 	select {
-	case res := <-done:
-		return scrubResult(res, password)
+	case r := <-done:
+		return scrubResult(r.res, secrets, r.credsSent)
 	case <-time.After(goodbyeWait):
+		// Whether the credentials went out is not known here: as if.
 		err := fmt.Errorf("the server's answer was still being read at the deadline: %w", ctx.Err())
-		return Result{Outcome: NetworkError, Detail: detailOf(err), Err: err}
+		return scrubResult(Result{Outcome: NetworkError, Detail: detailOf(err), Err: err}, secrets, true)
 	}
 }
 
 // loginAttempt is Login's one authentication attempt: its connection, and for
 // a pinned certificate the second connection (no credentials were sent on
 // the first).
-func loginAttempt(ctx context.Context, ep endpoint.Endpoint, password string, trust Trust, run runner) Result {
+func loginAttempt(ctx context.Context, ep endpoint.Endpoint, password string, secrets *redact.Set, trust Trust, run runner) attemptResult {
 	cfg := baseTLSConfig(ep, trust)
-	res, a := once(ctx, ep, password, cfg, run)
+	res, a := once(ctx, ep, password, secrets, cfg, run)
+	sent := a != nil && a.credsSent
 	if ep.CertSHA256 != "" && ep.Security != endpoint.Plain && res.Outcome == TLSError && a != nil && !a.credsSent {
 		var cve *tls.CertificateVerificationError
 		if errors.As(res.Err, &cve) && len(cve.UnverifiedCertificates) > 0 {
@@ -136,11 +145,19 @@ func loginAttempt(ctx context.Context, ep endpoint.Endpoint, password string, tr
 			} else if pinned, err := pinnedTLSConfig(cfg, leaf, ep.Host, time.Now()); err != nil {
 				res = local(TLSError, err)
 			} else {
-				res, _ = once(ctx, ep, password, pinned, run)
+				res, a = once(ctx, ep, password, secrets, pinned, run)
+				sent = a != nil && a.credsSent
 			}
 		}
 	}
-	return res
+	return attemptResult{res: res, credsSent: sent}
+}
+
+// attemptResult is Login's result before scrubbing, and whether the
+// credentials were sent: a server cannot echo a password it never got.
+type attemptResult struct {
+	res       Result
+	credsSent bool
 }
 
 // Both runs Login on each non-nil endpoint in parallel and returns when both
@@ -167,6 +184,7 @@ type runner func(ctx context.Context, a *attempt, conn net.Conn) Result
 type attempt struct {
 	ep        endpoint.Endpoint
 	password  string
+	secrets   *redact.Set // the password's forms, to mask server text early (POP3)
 	tls       *tls.Config
 	raw       *trackedConn
 	credsSent bool // set just before credentials are first written
@@ -191,7 +209,7 @@ func (a *attempt) fail(err error, st stage) Result {
 
 // once dials ep, runs the protocol and closes the connection. Cancelling ctx
 // closes the connection, which aborts any blocked read or write.
-func once(ctx context.Context, ep endpoint.Endpoint, password string, cfg *tls.Config, run runner) (Result, *attempt) {
+func once(ctx context.Context, ep endpoint.Endpoint, password string, secrets *redact.Set, cfg *tls.Config, run runner) (Result, *attempt) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", ep.Address())
 	if err != nil {
@@ -201,7 +219,7 @@ func once(ctx context.Context, ep endpoint.Endpoint, password string, cfg *tls.C
 		return local(NetworkError, err), nil
 	}
 	raw := &trackedConn{Conn: c}
-	a := &attempt{ep: ep, password: password, tls: cfg, raw: raw}
+	a := &attempt{ep: ep, password: password, secrets: secrets, tls: cfg, raw: raw}
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 
 	var res Result
@@ -237,9 +255,18 @@ func once(ctx context.Context, ep endpoint.Endpoint, password string, cfg *tls.C
 	return res, a
 }
 
-// local is a Result for an error produced on this side.
+// local is a Result for an error produced on this side. Its text may still
+// quote the server (a greeting, a certificate's names): it is scrubbed
+// with the rest.
 func local(o Outcome, err error) Result {
 	return Result{Outcome: o, Detail: detailOf(err), Err: err}
+}
+
+// ours is a Result for an error found before connecting: the text is
+// credsync's own, complete, on one line, and never scrubbed (masking a
+// short password inside our own words would give it away).
+func ours(o Outcome, err error) Result {
+	return Result{Outcome: o, Detail: oneLine(detailOf(err)), Err: err}
 }
 
 // trackedConn remembers the first I/O error on the TCP connection and, while
@@ -345,39 +372,95 @@ func (e *ioFailure) Error() string {
 
 func (e *ioFailure) Unwrap() []error { return []error{e.err, e.io} }
 
-// redactedError replaces an error whose text contained the password.
-type redactedError struct{ msg string }
+// redactedError replaces an error whose text gave the password away. It
+// keeps the cause for errors.Is (a deadline, a reset), not for errors.As:
+// the cause's own text is not safe to show.
+type redactedError struct {
+	msg   string
+	cause error
+}
 
 func (e *redactedError) Error() string { return e.msg }
 
-const redaction = "***"
+func (e *redactedError) Is(target error) bool { return e.cause != nil && errors.Is(e.cause, target) }
 
-// scrubResult removes the password from Detail and Err, whatever the server
-// or a library put there.
-func scrubResult(r Result, password string) Result {
-	if password == "" {
+// secretsOf is the forms of password to keep out of a Result: the
+// password itself (whatever whitespace or control characters a server or
+// a normalisation put in it, escaped, in base64) and the base64 of the
+// SASL PLAIN exchange that carries it.
+func secretsOf(ep endpoint.Endpoint, password string) *redact.Set {
+	s := redact.New(password)
+	if password != "" {
+		s.Add(base64.StdEncoding.EncodeToString([]byte("\x00" + ep.Username + "\x00" + password)))
+	}
+	return s
+}
+
+// scrubResult makes Detail and Err safe, whatever the server or a library
+// put there: the password is masked in the raw text, the text is made one
+// line, and masked again (redact.Set.Clean); when a form of the password
+// would survive, the text is withheld. For a password too short to mask
+// (redact.MinRunes), no server text is shown once the credentials were
+// sent: Detail says what happened in credsync's own words. Before they
+// were sent, the server cannot have the password, and nothing is masked.
+func scrubResult(r Result, secrets *redact.Set, credsSent bool) Result {
+	if secrets.Short() && !credsSent {
+		r.Detail = oneLine(r.Detail)
 		return r
 	}
-	r.Detail = scrub(r.Detail, password)
-	if r.Err != nil && strings.Contains(r.Err.Error(), password) {
-		r.Err = &redactedError{msg: scrub(r.Err.Error(), password)}
+	if secrets.Short() {
+		if r.Detail == "" && r.Err == nil {
+			return r
+		}
+		r.Detail = withheldDetail(r) + " " + redact.WithheldShort
+		r.Err = &redactedError{msg: r.Detail, cause: r.Err}
+		return r
+	}
+	r.Detail = secrets.Clean(r.Detail, oneLine)
+	if r.Err != nil {
+		if msg := r.Err.Error(); secrets.Leaks(msg) {
+			r.Err = &redactedError{msg: secrets.Clean(msg, nil), cause: r.Err}
+		}
 	}
 	return r
 }
 
-// scrub masks password in s. Should masking itself recreate the password
-// (passwords made of asterisks), nothing of s is kept.
-func scrub(s, password string) string {
-	if !strings.Contains(s, password) {
-		return s
+// withheldDetail says what happened without any text from the server.
+func withheldDetail(r Result) string {
+	switch r.Outcome {
+	case OK:
+		return "logged in"
+	case AuthFailed:
+		return "the server refused the login"
+	case TLSError:
+		return "the TLS connection failed"
+	case Temporary:
+		return "the server is temporarily unavailable"
+	case RefusedPlaintext:
+		return "the server refuses to log in without TLS"
+	case NotPasswordAccount:
+		return "the authentication method uses no password"
+	case NetworkError:
+		switch err := r.Err; {
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+			return "no answer before the deadline (timed out)"
+		case errors.Is(err, context.Canceled):
+			return "cancelled"
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return "the connection was refused"
+		case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED), errors.Is(err, syscall.EPIPE):
+			return "the connection was reset"
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+			return "the server closed the connection"
+		}
+		return "network error"
 	}
-	if out := strings.ReplaceAll(s, password, redaction); !strings.Contains(out, password) {
-		return out
-	}
-	return "(withheld: the text contained the password)"
+	return "unexpected answer from the server"
 }
 
-// detailOf is err's text on one line.
+// detailOf is err's text as the server or library gave it, possibly over
+// several lines: scrubResult masks the password in it, then makes it one
+// line (oneLine), then masks again.
 func detailOf(err error) string {
 	if err == nil {
 		return ""
@@ -385,7 +468,7 @@ func detailOf(err error) string {
 	if d, ok := statusDetail(err); ok {
 		return d
 	}
-	return oneLine(err.Error())
+	return err.Error()
 }
 
 // oneLine joins the lines of s with "; " and blanks other control
