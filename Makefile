@@ -44,8 +44,16 @@ all: build xpi
 build:
 	$(BUILD) -o $(BIN)/credsync ./cmd/credsync
 
-xpi:
-	$(GO) run ./scripts/xpi -o $(BIN)/credsync.xpi extension
+ZXCVBN := scripts/zxcvbn/node_modules/.package-lock.json
+$(ZXCVBN): scripts/zxcvbn/package.json scripts/zxcvbn/package-lock.json
+	npm ci --prefix scripts/zxcvbn --no-audit --no-fund --loglevel=error
+
+# The .xpi: extension/ plus the popup's strength estimator (zxcvbn-ts),
+# an npm dependency pinned in scripts/zxcvbn/package-lock.json and never
+# copied into the tree: npm ci installs it when the lockfile changed, and
+# scripts/xpi packs its prebuilt browser bundles as vendor/zxcvbn/*.js.
+xpi: $(ZXCVBN)
+	$(GO) run ./scripts/xpi -o $(BIN)/credsync.xpi -npm scripts/zxcvbn extension
 
 # The README's test command, and all that .ci/run calls.
 test: lint test-js test-unit test-fuzz cross test-integration test-e2e test-e2e-stack test-dist
@@ -54,9 +62,11 @@ test: lint test-js test-unit test-fuzz cross test-integration test-e2e test-e2e-
 test-unit:
 	$(GO) test -race -count=1 ./...
 
-# Real Thunderbird ESR 153 and 140, headless, driven over Marionette.
-test-e2e: thunderbird
-	CREDSYNC_TB140="$$(cat $(BIN)/thunderbird-140.path)" $(GO) test -tags e2e -count=1 -timeout 20m ./internal/e2e/
+# Real Thunderbird ESR 153 and 140, headless, driven over Marionette; they
+# install the .xpi (internal/e2e: CREDSYNC_EXTENSION).
+test-e2e: thunderbird xpi
+	CREDSYNC_TB140="$$(cat $(BIN)/thunderbird-140.path)" CREDSYNC_EXTENSION=$(BIN)/credsync.xpi \
+		$(GO) test -tags e2e -count=1 -timeout 20m ./internal/e2e/
 
 thunderbird:
 	@mkdir -p $(BIN)
@@ -81,8 +91,9 @@ lint-js:
 	scripts/eslint/node_modules/.bin/eslint -c scripts/eslint/eslint.config.mjs extension/ test/js/
 
 # The extension's JavaScript with node's own test runner and a fake
-# messenger (test/js/fake.js); not packed into the .xpi.
-test-js:
+# messenger (test/js/fake.js); not packed into the .xpi. The strength
+# meter's tests also run the real estimator (scripts/zxcvbn).
+test-js: $(ZXCVBN)
 	node --test test/js/
 
 # Each fuzz target for FUZZTIME; corpora are in each package's testdata/fuzz.
@@ -97,9 +108,9 @@ fuzz:
 test-fuzz:
 	$(MAKE) --no-print-directory fuzz FUZZTIME=2000x
 
-bench:
+bench: xpi
 	$(SANDBOX_BUILD) -o $(BIN)/credsync-sandbox ./cmd/credsync
-	$(GO) run ./cmd/credsync-bench -credsync $(BIN)/credsync-sandbox -extension extension $(BENCHFLAGS)
+	$(GO) run ./cmd/credsync-bench -credsync $(BIN)/credsync-sandbox -extension $(BIN)/credsync.xpi $(BENCHFLAGS)
 
 # The host must build for every OS Thunderbird runs on.
 cross:
@@ -109,7 +120,7 @@ cross:
 # The whole product in a real headless Thunderbird against an embedded sandbox.
 demo: xpi thunderbird
 	$(SANDBOX_BUILD) -o $(BIN)/credsync-sandbox ./cmd/credsync
-	$(GO) run ./cmd/credsync-demo --credsync $(BIN)/credsync-sandbox --extension extension
+	$(GO) run ./cmd/credsync-demo --credsync $(BIN)/credsync-sandbox --extension $(BIN)/credsync.xpi
 
 clean:
 	rm -rf $(BIN) dist

@@ -16,12 +16,16 @@
 //                                  {url, where}
 //   guided                         {guided: {accountId, reason, at} | null}
 //   clearGuided {accountId?}
-//   change {accountId, current, new}   final answer only
+//   change {accountId, current, new}   final answer only; the host's change
+//                                  request adds the administrator's or the
+//                                  user's breach check (lib/settings.js)
 //   sync {accountId, password}         "I already changed it"; final answer only
 //   status                         {flows: [...]}: running changes and syncs,
 //                                  and finished ones not yet shown (then marked shown)
-//   settings                       {autoPropagate, managed}
-//   setSettings {autoPropagate}    the new settings
+//   settings                       {autoPropagate, managed, minStrength, breachCheck,
+//                                  breachUrl, breachFailClosed, locked}
+//   setSettings {autoPropagate?, minStrength?, breachCheck?, breachUrl?,
+//                breachFailClosed?}  the new settings
 //   propagations                   {propagations: [...]} (lib/propagation.js)
 // A port from runtime.connect({name: "credsync"}) accepts {cmd: "change", ...},
 // {cmd: "sync", ...} or {cmd: "watch", accountId} and receives {type:
@@ -36,7 +40,7 @@ import { accounts, accountWithBackend, listAccounts, planFor, setBackend, setPag
 import { connectHost, CredsyncError, errorJSON, hello, request, serve } from "./lib/connection.js";
 import { clearGuided, guided, openPage } from "./lib/guided.js";
 import { onLoginChanged, pendingLogin, propagations } from "./lib/propagation.js";
-import { isObject, setSettings, settings } from "./lib/settings.js";
+import { breachCheckMember, CHECK_KEYS, isObject, setSettings, settings } from "./lib/settings.js";
 
 const CHECK_TIMEOUT_MS = 10000;
 
@@ -73,11 +77,18 @@ function check({ backend, current, new: next }) {
  *   changed where known) or backend_not_configured
  */
 async function changePassword(accountId, current, newPassword, onProgress) {
-  const account = await accountWithBackend(accountId);
+  const [account, checks] = await Promise.all([accountWithBackend(accountId), settings()]);
   if (!account.backend) {
     throw new CredsyncError("backend_not_configured", "no back-end is configured for this account");
   }
-  return request("change", { accountId, backend: account.backend, current, new: newPassword }, { onProgress });
+  const members = { accountId, backend: account.backend, current, new: newPassword };
+  // The breach check, when on, runs in the host before anything is sent
+  // to the provider (PROTOCOL.md, change's breachCheck).
+  const breachCheck = breachCheckMember(checks);
+  if (breachCheck) {
+    members.breachCheck = breachCheck;
+  }
+  return request("change", members, { onProgress });
 }
 
 /** "I already changed it": verifies and saves the password now in force, as changePassword. */
@@ -298,7 +309,9 @@ messenger.runtime.onMessage.addListener(message => {
     case "settings":
       return respond(settings);
     case "setSettings":
-      return respond(() => setSettings({ autoPropagate: message.autoPropagate }));
+      return respond(() =>
+        setSettings(Object.fromEntries(["autoPropagate", ...CHECK_KEYS].filter(k => k in message).map(k => [k, message[k]])))
+      );
     case "propagations":
       return respond(async () => ({ propagations }));
   }

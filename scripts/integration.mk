@@ -25,13 +25,13 @@ test-integration:
 # always stops it; CREDSYNC_E2E_STACK=required makes a stack that is not up
 # fail the tests instead of skipping them.
 .PHONY: test-e2e-stack
-test-e2e-stack: thunderbird
+test-e2e-stack: thunderbird xpi
 	@status=1; \
 	trap 'scripts/mailstack stop || [ $$status -ne 0 ] || status=1; exit $$status' EXIT; \
 	trap 'exit' INT TERM; \
 	scripts/mailstack start || exit; \
 	start=$$(date +%s%N); \
-	CREDSYNC_E2E_STACK=required CREDSYNC_TB140="$$(cat $(BIN)/thunderbird-140.path)" \
+	CREDSYNC_E2E_STACK=required CREDSYNC_TB140="$$(cat $(BIN)/thunderbird-140.path)" CREDSYNC_EXTENSION=$(BIN)/credsync.xpi \
 		$(GO) test -tags 'e2e integration' -count=1 -timeout 10m -run Stack ./internal/e2e/; status=$$?; \
 	ms=$$(( ($$(date +%s%N) - start) / 1000000 )); \
 	printf 'mailstack: e2e tests %d.%d s\n' $$((ms / 1000)) $$((ms % 1000 / 100))

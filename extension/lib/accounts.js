@@ -19,22 +19,25 @@ export async function listAccounts(salt) {
 
 // What describe needs besides the account, read once per listing.
 async function choices() {
-  const [helloResult, local, managed, pages, managedPages, emails] = await Promise.all([
+  const [helloResult, local, managed, pages, managedPages, identities] = await Promise.all([
     hello().catch(() => null),
     localObject("backends"),
     managedObject("backends"),
     localObject("pages"),
     managedObject("pages"),
-    identityEmails(),
+    defaultIdentities(),
   ]);
-  return { backends: backendTable(helloResult), local, managed, pages, managedPages, emails };
+  return { backends: backendTable(helloResult), local, managed, pages, managedPages, identities };
 }
 
-// The back-end, guided-mode page and Aruba flag of one account.
+// The back-end, guided-mode page, Aruba flag and default identity of one
+// account.
 function describe(account, c) {
-  const domain = mailDomain(account, c.emails);
+  const identity = c.identities.get(account.id) ?? { email: "", name: "" };
+  const domain = mailDomain(account, identity.email);
   const chosen = chooseBackend(account, domain, c);
   return {
+    identity,
     ...chosen,
     page: pageOf(chosen.backend, c.backends, { local: c.pages[account.id], managed: domain ? c.managedPages[domain] : undefined }),
     pageSuggestions: pageSuggestions(account, domain),
@@ -72,7 +75,9 @@ export function planFor(list) {
  * `passwordBased` and `siblings` (the other accounts a change of this one
  * writes too); `backend` ({name, url?} or null) and `backendSource`
  * ("local", "managed", "detected" or null); `page` ({url, source} or null)
- * and `pageSuggestions` for guided mode; `arubaPec`.
+ * and `pageSuggestions` for guided mode; `arubaPec`; `identity`, the
+ * default identity's {email, name} (the strength meter counts them as
+ * guessable).
  * When the host cannot plan, every account counts as password-based (the
  * change then says what is wrong) and `planError` says why.
  *
@@ -152,20 +157,21 @@ function checkAccountId(accountId) {
   }
 }
 
-// The address of each account's default identity, by account id: one call
-// for every account.
-async function identityEmails() {
+// The e-mail address and name of each account's default identity, by
+// account id: one call for every account.
+async function defaultIdentities() {
+  const text = v => (typeof v === "string" ? v : "");
   try {
     const list = await messenger.accounts.list(false);
-    return new Map(list.map(a => [a.id, a.identities?.[0]?.email]));
+    return new Map(list.map(a => [a.id, { email: text(a.identities?.[0]?.email), name: text(a.identities?.[0]?.name) }]));
   } catch {
     return new Map();
   }
 }
 
 // The domain of the account's default identity, else of its user name.
-function mailDomain(account, emails) {
-  const address = emails.get(account.id) || account.incoming.username;
+function mailDomain(account, email) {
+  const address = email || account.incoming.username;
   const at = address.lastIndexOf("@");
   return at >= 0 ? address.slice(at + 1).toLowerCase() : null;
 }

@@ -41,7 +41,7 @@ export function quoteNames(accounts) {
 const KNOWN_RULES = new Set([
   "empty", "too_long", "invalid_utf8", "control_characters", "same_as_current", "current_required",
   "too_short", "needs_upper", "needs_lower", "needs_digit", "needs_special", "bad_character",
-  "too_weak", "breached", "mismatch",
+  "too_weak", "breached", "breach_check_unavailable", "mismatch",
 ]);
 
 /**
@@ -75,6 +75,12 @@ export function describeRule(violation, rules = null) {
       }
       return forbidden ? t("rule_bad_character_forbidden", forbidden) : t("rule_bad_character_any");
     }
+    case "breached":
+      // How often the password was seen (the error's `breaches`).
+      if (Number.isInteger(v.breaches) && v.breaches > 0) {
+        return t("rule_breached_count", formatCount(v.breaches));
+      }
+      break;
   }
   return KNOWN_RULES.has(v.rule) ? t(`rule_${v.rule}`) : t("rule_unknown", String(v.rule ?? "?"));
 }
@@ -121,8 +127,34 @@ export function describeRules(rules) {
 
 const STORE_CODES = new Set(["store_failed", "store_cancelled", "store_conflict", "store_unconfirmed"]);
 
+/** A count in the user's language (1.234 in Italian, 1,234 in English). */
+export function formatCount(n) {
+  try {
+    return new Intl.NumberFormat(messenger.i18n.getUILanguage()).format(n);
+  } catch {
+    return String(n);
+  }
+}
+
+// The longest provider's words shown (the host sends at most 200 characters).
+const MAX_PROVIDER_WORDS = 300;
+
 /**
- * The user-facing text of an error {code, message, ...extra}.
+ * The provider's own words about a refusal (an error's `providerWords`),
+ * quoted and labelled as the provider's, or "".
+ */
+export function describeProviderWords(error) {
+  const words = typeof error?.providerWords === "string" ? error.providerWords.replace(/\s+/g, " ").trim() : "";
+  if (!words) {
+    return "";
+  }
+  const shown = words.length > MAX_PROVIDER_WORDS ? `${words.slice(0, MAX_PROVIDER_WORDS - 1)}…` : words;
+  return t("providerWords", shown);
+}
+
+/**
+ * The user-facing text of an error {code, message, ...extra}, followed by
+ * the provider's own words when it carries them (`providerWords`).
  *
  * @param {object} error
  * @param {object} [context]
@@ -132,7 +164,15 @@ const STORE_CODES = new Set(["store_failed", "store_cancelled", "store_conflict"
  * @param {object} [context.rules] the back-end's rules (hello), to complete
  *   a rule named by the error
  */
-export function describeError(error, { changing = false, sync = false, rules = null } = {}) {
+export function describeError(error, context = {}) {
+  return [describeCode(error, context), describeProviderWords(error)].filter(Boolean).join(" ");
+}
+
+// describeError without the provider's words. `sent` (what of a change
+// reached the provider) picks the text wherever a text says what was sent:
+// no text may say "sent nothing" when the current password or the change
+// was sent.
+function describeCode(error, { changing = false, sync = false, rules = null } = {}) {
   const code = error?.code ?? "internal_error";
   if (STORE_CODES.has(code)) {
     const key = error.changed === true && code !== "store_unconfirmed" ? `err_${code}_changed` : `err_${code}`;
@@ -140,8 +180,12 @@ export function describeError(error, { changing = false, sync = false, rules = n
   }
   switch (code) {
     case "policy_violation":
+      if (error.rule === "breach_check_unavailable" && !sync) {
+        return t("err_breach_check_unavailable");
+      }
       if (error.rule) {
-        return t(sync ? "err_policy_violation_rule_sync" : "err_policy_violation_rule", describeRule(error.rule, rules));
+        const rule = { rule: error.rule, breaches: error.breaches };
+        return t(sync ? "err_policy_violation_rule_sync" : "err_policy_violation_rule", describeRule(rule, rules));
       }
       break;
     case "backend_rejected":
@@ -154,6 +198,18 @@ export function describeError(error, { changing = false, sync = false, rules = n
         return t("err_verification_failed_sync", describeSides(error.servers));
       }
       return t(error.changed ? "err_verification_failed_changed" : "err_verification_failed", describeSides(error.servers));
+    case "outcome_unknown": {
+      // The provider's answer was lost and no server accepts the new
+      // password yet: say so, and what to do.
+      const sides = describeSides(error.servers);
+      return sides ? t("err_outcome_unknown_servers", sides) : t("err_outcome_unknown");
+    }
+    case "page_not_recognised":
+      return t(
+        { nothing: "err_page_not_recognised", current: "err_page_not_recognised_current", change: "err_page_not_recognised_change" }[
+          error.sent
+        ] ?? "err_page_not_recognised_unsaid"
+      );
     case "unknown_account":
       return t(error.changed ? "err_store_failed_changed" : "err_unknown_account");
     case "invalid_request":
@@ -238,6 +294,22 @@ export function describePropagation(record) {
     lines.push(t("auditNote"));
   }
   return { title: t(failed.length ? "propagateTitleFailed" : "propagateTitle"), message: lines.join("\n") };
+}
+
+/**
+ * The breach check's outcome after a change that asked for it (the
+ * result's `breachCheck`): "not_listed", or "unavailable" (the range API
+ * could not be reached and the administrator lets the change go on: the
+ * user must know the check was not made). "" otherwise.
+ */
+export function describeBreachCheck(result) {
+  switch (result?.breachCheck) {
+    case "not_listed":
+      return t("breachNotListed");
+    case "unavailable":
+      return t("breachUnavailable");
+  }
+  return "";
 }
 
 /**

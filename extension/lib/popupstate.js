@@ -4,7 +4,7 @@
 // sends the host's rules check while the user types, debounced, keeping
 // only the latest answer.
 
-import { describeAudit, describeError, describeRule, describeSuccess, quoteNames } from "./describe.js";
+import { describeAudit, describeBreachCheck, describeError, describeRule, describeSuccess, quoteNames } from "./describe.js";
 import { t } from "./i18n.js";
 import { isWebBackend } from "./providers.js";
 
@@ -146,7 +146,8 @@ export function outcome(response, { kind, accountId, account = null, backends = 
   const sync = kind === "sync";
   if (response?.ok) {
     const result = response.result ?? {};
-    return { kind: "success", text: describeSuccess(result, { sync, accountId }), note: describeAudit(result), offerGuided: false, focus: "status" };
+    const note = [describeBreachCheck(result), describeAudit(result)].filter(Boolean).join(" ");
+    return { kind: "success", text: describeSuccess(result, { sync, accountId }), note, offerGuided: false, focus: "status" };
   }
   const error = response?.error ?? { code: "internal_error" };
   const offerGuided =

@@ -1,10 +1,13 @@
 // Options: the password-change back-end (and optional URL) of each account,
-// the provider's web page for guided mode, and whether a password
-// Thunderbird saves is copied to the other side (autoPropagate).
+// the provider's web page for guided mode, whether a password Thunderbird
+// saves is copied to the other side (autoPropagate), and the checks of a
+// new password (minimum strength, breach check), each of which the
+// administrator may have set and locked (lib/settings.js).
 
 import { describeError } from "../lib/describe.js";
 import { localizeDocument, t } from "../lib/i18n.js";
 import { isBackendUrl, isHttpUrl } from "../lib/providers.js";
+import { DEFAULT_BREACH_URL, isBreachUrl } from "../lib/settings.js";
 
 const $ = id => document.getElementById(id);
 
@@ -120,9 +123,60 @@ async function initSettings() {
   });
 }
 
+// The checks of a new password: each control saves its own key; one the
+// administrator set is shown disabled, with a line saying so.
+async function initChecks() {
+  const saved = $("checks-saved");
+  const controls = {
+    minStrength: { el: $("min-strength"), read: el => Number(el.value), write: (el, v) => (el.value = String(v)) },
+    breachCheck: { el: $("breach-check"), read: el => el.checked, write: (el, v) => (el.checked = v) },
+    // Emptied: the default range API.
+    breachUrl: { el: $("breach-url"), read: el => el.value.trim() || DEFAULT_BREACH_URL, write: (el, v) => (el.value = v) },
+    breachFailClosed: { el: $("breach-fail-closed"), read: el => el.checked, write: (el, v) => (el.checked = v) },
+  };
+  const show = current => {
+    for (const [key, c] of Object.entries(controls)) {
+      c.write(c.el, current[key]);
+      c.el.disabled = current.locked[key];
+      $(`${c.el.id}-locked`).textContent = current.locked[key] ? t("optionsLocked") : "";
+    }
+    // The address and fail-closed matter only with the check on.
+    for (const key of ["breachUrl", "breachFailClosed"]) {
+      controls[key].el.disabled ||= !current.breachCheck;
+    }
+  };
+  try {
+    show(await command({ cmd: "settings" }));
+  } catch (error) {
+    saved.textContent = describeError(error);
+    saved.className = "saved error";
+    return;
+  }
+  for (const [key, c] of Object.entries(controls)) {
+    c.el.addEventListener("change", async () => {
+      saved.className = "saved";
+      const value = c.read(c.el);
+      if (key === "breachUrl" && !isBreachUrl(value)) {
+        saved.textContent = t("optionsBreachUrlInvalid");
+        saved.classList.add("error");
+        c.el.focus();
+        return;
+      }
+      try {
+        show(await command({ cmd: "setSettings", [key]: value }));
+        saved.textContent = t("optionsSaved");
+      } catch (error) {
+        saved.textContent = describeError(error);
+        saved.classList.add("error");
+      }
+    });
+  }
+}
+
 async function init() {
   localizeDocument();
   await initSettings();
+  await initChecks();
   const hostStatus = $("host-status");
   let names = [];
   try {

@@ -7,8 +7,12 @@
 // provider's web site): the popup opens the provider's page in a
 // Thunderbird tab and then switches to sync, asking for the new password
 // once. While the user types a new password, the host checks the rules
-// (debounced); it checks them again on submit. The logic without the DOM
-// is lib/popupstate.js.
+// (debounced); it checks them again on submit. In change mode the meter
+// under the new password shows its estimated strength (lib/strength.js:
+// an estimator in a worker of this page, started at the first keystroke;
+// the estimate never leaves the popup), and a change below the
+// administrator's minimum strength is refused here. The logic without the
+// DOM is lib/popupstate.js and lib/strength.js.
 
 import { describeError, describeRules } from "../lib/describe.js";
 import { localizeDocument, t } from "../lib/i18n.js";
@@ -29,6 +33,7 @@ import {
   violationProblems,
 } from "../lib/popupstate.js";
 import { backendTable, isHttpUrl } from "../lib/providers.js";
+import { accountWords, createEstimator, estimatorLanguage, meterView, strengthProblem } from "../lib/strength.js";
 
 const $ = id => document.getElementById(id);
 let accounts = [];
@@ -39,6 +44,23 @@ let hostProblems = []; // the host's answer to the last check
 let backends = null; // hello's back-ends by name; null until the host answered
 let guidedState = null; // {accountId, reason}: the user was sent to the provider's page
 const forcedGuided = new Set(); // accounts whose back-end could not get through
+let checks = null; // the password checks in force (settings), once read
+let strength = null; // the new password's estimate (null: empty field)
+let estimating = false; // an estimate of the field's latest value is pending
+
+const estimator = createEstimator({
+  startWorker: () => new Worker("strength-worker.js"),
+  language: estimatorLanguage(messenger.i18n.getUILanguage()),
+  onResult: (estimate, at) => {
+    strength = estimate;
+    estimating = false;
+    showMeter();
+    if (typeof at === "number") {
+      // From the keystroke to the meter showing its estimate (make bench).
+      performance.measure("credsync-meter", { start: at, end: performance.now() });
+    }
+  },
+});
 
 const checker = createChecker({
   send: request => command({ cmd: "check", ...request }),
@@ -84,10 +106,16 @@ function render() {
   showAruba();
   showGuided();
   showRules();
+  showMeter();
 }
 
 // After the mode or the account changed: a fresh form.
 function showMode() {
+  if (view() === "change") {
+    estimateNew(); // the account's words may differ
+  } else {
+    estimator.clear();
+  }
   render();
   checker.cancel();
   touched = new Set();
@@ -279,6 +307,81 @@ function showRules() {
   $("new-hint").hidden = !summary;
 }
 
+// ---- strength ------------------------------------------------------------
+
+// The password checks in force (the administrator's, else the user's
+// settings), read once; a failed read is tried again at the next use.
+let checksRead = null;
+function readChecks() {
+  checksRead ??= command({ cmd: "settings" }).then(
+    s => {
+      checks = s;
+      showMeter();
+      return s;
+    },
+    error => {
+      checksRead = null;
+      throw error;
+    }
+  );
+  return checksRead;
+}
+
+// Estimates the typed new password; at: the keystroke's time.
+function estimateNew(at = null) {
+  const value = $("new").value;
+  estimating = !!value;
+  estimator.estimate(value, accountWords(selectedAccount()), at);
+  showMeter();
+}
+
+// The meter under the new password (change view only) and the
+// administrator's minimum.
+function showMeter() {
+  const box = $("meter");
+  const inChange = view() === "change";
+  const shown = meterView(strength, { minStrength: checks?.minStrength ?? 0 });
+  const minimum = $("meter-minimum");
+  minimum.hidden = !inChange || !shown.minimum;
+  minimum.textContent = shown.minimum;
+  minimum.classList.toggle("below", shown.belowMinimum && !estimating);
+  box.hidden = !inChange || (shown.state === "empty" && !estimating);
+  box.dataset.state = estimating ? "pending" : shown.state;
+  box.dataset.level = shown.level;
+  box.dataset.score = shown.score ?? "";
+  box.toggleAttribute("data-below-minimum", shown.belowMinimum);
+  $("meter-bar").value = shown.score === null ? 0 : shown.score + 1;
+  $("meter-word").textContent =
+    shown.state === "ready" ? t("strengthLabel", shown.word) : estimating ? t("strengthPending") : shown.word;
+  $("meter-warning").textContent = shown.warning;
+  $("meter-warning").hidden = !shown.warning;
+  $("meter-suggestions").replaceChildren(
+    ...shown.suggestions.map(text => {
+      const item = document.createElement("li");
+      item.textContent = text;
+      return item;
+    })
+  );
+  $("meter-suggestions").hidden = !shown.suggestions.length;
+}
+
+// The refusal below the administrator's minimum for the new password, as
+// problems of the field: [] or [["new", text, "too_weak"]]; undefined when
+// typing overtook the estimate.
+async function strengthProblems() {
+  const { minStrength } = await readChecks();
+  if (!minStrength) {
+    return [];
+  }
+  estimateNew();
+  const estimate = await estimator.settled();
+  if (estimate === undefined) {
+    return undefined;
+  }
+  const problem = strengthProblem(estimate, { minStrength });
+  return problem ? [problem] : [];
+}
+
 // ---- validation ----------------------------------------------------------
 
 function values() {
@@ -294,9 +397,13 @@ function problems({ onlyTouched }) {
   return [...found, ...checked.filter(([field]) => (current === "sync") === (field === "password"))];
 }
 
-// While typing: local problems at once, the host's after its check.
-function onInput(id) {
+// While typing: local problems at once, the host's after its check, the
+// strength after its estimate.
+function onInput(id, event) {
   touched.add(id);
+  if (id === "new") {
+    estimateNew(event?.timeStamp);
+  }
   showProblems(problems({ onlyTouched: true }));
   if (["current", "new", "password"].includes(id)) {
     const request = checkRequest({ view: view(), values: values(), account: selectedAccount(), touched });
@@ -407,6 +514,7 @@ function clearPasswords() {
   for (const id of PASSWORD_FIELDS) {
     $(id).value = "";
   }
+  estimator.clear();
   checker.cancel();
   touched = new Set();
   hostProblems = [];
@@ -471,16 +579,27 @@ async function submit(event) {
   const account = selectedAccount();
   const kind = mode();
   const local = localProblems({ view: view(), values: values(), onlyTouched: false, account });
-  // The host's check now; a failed check lets the host check on its own.
+  // The host's check now (a failed check lets the host check on its own)
+  // and, for a change, the administrator's minimum strength.
   submitting = true;
-  const violations = await checker.now(checkRequest({ view: view(), values: values(), account }));
-  submitting = false;
-  if (violations === undefined) {
+  let violations, weak;
+  try {
+    [violations, weak] = await Promise.all([
+      checker.now(checkRequest({ view: view(), values: values(), account })),
+      kind === "change" && local.length === 0 ? strengthProblems() : [],
+    ]);
+  } catch (error) {
+    showStatus(describeError(error), "error"); // the settings could not be read
+    return;
+  } finally {
+    submitting = false;
+  }
+  if (violations === undefined || weak === undefined) {
     return; // overtaken by typing
   }
   hostProblems = violationProblems(violations ?? [], { view: view(), rules: rulesOf(account, backends) });
   const order = ["account", ...PASSWORD_FIELDS];
-  const found = [...local, ...hostProblems].sort(([a], [b]) => order.indexOf(a) - order.indexOf(b));
+  const found = [...local, ...hostProblems, ...weak].sort(([a], [b]) => order.indexOf(a) - order.indexOf(b));
   showProblems(found);
   if (found.length) {
     $(found[0][0]).focus();
@@ -567,10 +686,11 @@ async function init() {
     $("current").focus();
   });
   for (const id of PASSWORD_FIELDS) {
-    $(id).addEventListener("input", () => onInput(id));
+    $(id).addEventListener("input", event => onInput(id, event));
   }
   showMode();
   // Asked together: each is a round trip to the background page.
+  readChecks().catch(() => {}); // read again on submit if it failed
   const helloDone = loadBackends();
   const guided = command({ cmd: "guided" });
   const status = command({ cmd: "status" });

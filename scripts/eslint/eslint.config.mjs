@@ -48,6 +48,14 @@ export default [
     rules: strictRules,
   },
   {
+    // The popup's strength estimator: a classic worker (importScripts).
+    files: ["**/*-worker.js"],
+    languageOptions: {
+      sourceType: "script",
+      globals: { ...globals.worker },
+    },
+  },
+  {
     // The extension's unit tests run in node (test/js, `make test-js`).
     files: ["test/js/**/*.js"],
     languageOptions: {
