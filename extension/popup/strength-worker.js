@@ -13,10 +13,14 @@
 
 "use strict";
 
-// The first 64 characters are estimated: zxcvbn's work grows with the
-// length, and a longer password is at least as strong as its first 64
-// characters.
-const MAX_LENGTH = 64;
+// zxcvbn's work grows with the length. A password is estimated on its
+// first 16 characters, then on its first 32, then on its first 64, and the
+// first estimate at the top score (4) is the answer: characters added to a
+// password cannot make it easier to guess, and zxcvbn gives no feedback at
+// the top score. The characters after the 64th are not estimated: a
+// password is at least as strong as its first 64 characters.
+const PREFIXES = [16, 32, 64];
+const TOP_SCORE = 4;
 // zxcvbn-ts tries up to this many l33t readings of the whole password
 // ("p4ssw0rd" → "password"), each costing a dictionary pass: 1 finds the
 // same scores as its default of 100 on common l33t passwords, at a
@@ -44,8 +48,20 @@ function load() {
     graphs: common.adjacencyGraphs,
     translations: (language === "it" ? it : en).translations,
     l33tMaxSubstitutions: L33T_SUBSTITUTIONS,
-    maxLength: MAX_LENGTH,
+    maxLength: PREFIXES.at(-1),
   });
+}
+
+// The estimate of password (PREFIXES above).
+function estimate(password, userInputs) {
+  let result;
+  for (const length of PREFIXES) {
+    result = estimator.check(password.slice(0, length), userInputs);
+    if (result.score >= TOP_SCORE || password.length <= length) {
+      break;
+    }
+  }
+  return result;
 }
 
 self.onmessage = ({ data }) => {
@@ -60,7 +76,7 @@ self.onmessage = ({ data }) => {
   try {
     estimator ??= load();
     const inputs = Array.isArray(data.userInputs) ? data.userInputs.filter(w => typeof w === "string") : [];
-    result = estimator.check(data.password, inputs);
+    result = estimate(data.password, inputs);
   } catch {
     self.postMessage({ failed: true });
     return;

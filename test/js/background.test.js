@@ -166,6 +166,41 @@ test("change sends one change request with the account's back-end; the result co
   assert.equal(m.host.requests("sync").length, 0, "no per-sibling syncs");
 });
 
+test("change carries the breach check of the settings in force: the administrator's over the user's", async () => {
+  const sent = [];
+  m.host.handlers.change = async req => {
+    sent.push(req);
+    return { changed: true, stored: true, breachCheck: "not_listed", accounts: [], servers: [] };
+  };
+  const change = () => command({ cmd: "change", accountId: "account1", current: "old-pw", new: "new-pw" });
+  try {
+    await change();
+    assert.equal("breachCheck" in sent.at(-1), false, "off by default: no member");
+
+    await command({ cmd: "setSettings", breachCheck: true });
+    const r = await change();
+    assert.equal(r.result.breachCheck, "not_listed");
+    assert.deepEqual(sent.at(-1).breachCheck, { url: "https://api.pwnedpasswords.com", failClosed: false });
+
+    m.storage.managed.data.breachUrl = "https://mirror.example.org/pwned";
+    m.storage.managed.data.breachFailClosed = true;
+    await command({ cmd: "setSettings", breachUrl: "https://user.example.org" }).then(r => assert.equal(r.error.code, "invalid_request", "locked"));
+    await change();
+    assert.deepEqual(sent.at(-1).breachCheck, { url: "https://mirror.example.org/pwned", failClosed: true });
+
+    m.storage.managed.data.breachCheck = false; // the administrator turned it off
+    await change();
+    assert.equal("breachCheck" in sent.at(-1), false);
+    const s = await command({ cmd: "settings" });
+    assert.deepEqual(s.result.locked, { minStrength: false, breachCheck: true, breachUrl: true, breachFailClosed: true });
+  } finally {
+    for (const key of ["breachCheck", "breachUrl", "breachFailClosed"]) {
+      delete m.storage.managed.data[key];
+      delete m.storage.local.data[key];
+    }
+  }
+});
+
 test("change without a back-end: backend_not_configured, nothing sent", async () => {
   const before = m.host.requests("change").length;
   const r = await command({ cmd: "change", accountId: "account4", current: "a", new: "b" });

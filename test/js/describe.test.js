@@ -152,3 +152,78 @@ test("Italian texts are used with an Italian locale", async () => {
   assert.equal(describe.describeError({ code: "store_conflict" }), messages.it.err_store_conflict.message);
   globalThis.messenger = fakeMessenger();
 });
+
+// Issue 19: an error says what reached the provider (`sent`), never
+// "sent nothing" when the current password or the change was sent.
+test("describeError: page_not_recognised says what was sent", () => {
+  for (const locale of LOCALES) {
+    globalThis.messenger = fakeMessenger({ locale });
+    const nothing = describe.describeError({ code: "page_not_recognised", sent: "nothing" });
+    assert.equal(nothing, messages[locale].err_page_not_recognised.message);
+    const saysSentNothing = { en: /sent nothing/, it: /non ha inviato nulla/ }[locale];
+    assert.match(nothing, saysSentNothing);
+    for (const sent of ["current", "change", undefined, "bogus"]) {
+      const text = describe.describeError({ code: "page_not_recognised", sent });
+      assert.doesNotMatch(text, saysSentNothing, `${locale}, sent ${sent}`);
+    }
+    assert.match(describe.describeError({ code: "page_not_recognised", sent: "current" }), { en: /current password/, it: /password attuale/ }[locale]);
+    assert.match(describe.describeError({ code: "page_not_recognised", sent: "change" }), { en: /may or may not have changed/, it: /potrebbe essere cambiata oppure no/ }[locale]);
+  }
+  globalThis.messenger = fakeMessenger();
+  // No other text an error with sent "current" or "change" can get says that nothing was sent.
+  const claims = /sent nothing|nothing was sent|non ha inviato nulla|non è stato inviato nulla/i;
+  for (const code of protocolCodes()) {
+    for (const sent of ["current", "change"]) {
+      assert.doesNotMatch(describe.describeError({ code, sent }), claims, `${code} with sent ${sent}`);
+    }
+  }
+});
+
+test("describeError: the provider's own words, quoted and labelled as the provider's", () => {
+  const error = { code: "backend_rejected", sent: "change", providerWords: "La  password\tdeve contenere un simbolo" };
+  assert.equal(
+    describe.describeError(error),
+    "The provider refused the change. Nothing was changed. Your provider's message: “La password deve contenere un simbolo”"
+  );
+  assert.equal(describe.describeError({ code: "backend_rejected", providerWords: "  " }), messages.en.err_backend_rejected.message);
+  const long = describe.describeError({ code: "page_not_recognised", sent: "current", providerWords: "x".repeat(500) });
+  assert.ok(long.length < 700 && long.includes("…”"), "cut");
+  globalThis.messenger = fakeMessenger({ locale: "it" });
+  assert.match(describe.describeError(error), /Messaggio del provider: “La password deve contenere un simbolo”$/);
+  globalThis.messenger = fakeMessenger();
+});
+
+test("describeError: outcome_unknown after a lost answer says the outcome is unknown and what to do", () => {
+  const refusing = [
+    { side: "incoming", protocol: "imap", host: "h", outcome: "auth_failed" },
+    { side: "outgoing", protocol: "smtp", host: "h", outcome: "auth_failed" },
+  ];
+  const text = describe.describeError({ code: "outcome_unknown", sent: "change", servers: refusing });
+  assert.match(text, /cannot tell whether the password changed/);
+  assert.match(text, /incoming mail: the server rejected the password; outgoing mail: the server rejected the password/);
+  assert.match(text, /In a few minutes, log in to your webmail with the new password: if it works, save it here with “I already changed it elsewhere”/);
+  assert.doesNotMatch(text, /nothing was changed|Nothing was changed/);
+  assert.match(describe.describeError({ code: "outcome_unknown" }), /cannot tell whether the password changed.*webmail/);
+  globalThis.messenger = fakeMessenger({ locale: "it" });
+  const it = describe.describeError({ code: "outcome_unknown", servers: refusing });
+  assert.match(it, /non può sapere se la password è cambiata/);
+  assert.match(it, /accedi alla webmail con la nuova password: se funziona, salvala qui con “già cambiata altrove”/);
+  globalThis.messenger = fakeMessenger();
+});
+
+test("the breach check: found N times (choose another), unavailable and fail-closed (nothing sent), unavailable and fail-open (said)", () => {
+  const found = describe.describeError({ code: "policy_violation", rule: "breached", breaches: 12345 });
+  assert.equal(found, "The new password was not accepted. This password appears 12,345 times in known data breaches: choose another one. Nothing was changed.");
+  assert.match(describe.describeError({ code: "policy_violation", rule: "breached" }), /appears in known data breaches: choose another one/);
+  const closed = describe.describeError({ code: "policy_violation", rule: "breach_check_unavailable" });
+  assert.match(closed, /could not be checked against known data breaches/);
+  assert.match(closed, /nothing was sent to your provider/);
+  assert.equal(describe.describeBreachCheck({ breachCheck: "unavailable" }), messages.en.breachUnavailable.message);
+  assert.match(messages.en.breachUnavailable.message, /could not be checked/);
+  assert.equal(describe.describeBreachCheck({ breachCheck: "not_listed" }), messages.en.breachNotListed.message);
+  assert.equal(describe.describeBreachCheck({}), "");
+  globalThis.messenger = fakeMessenger({ locale: "it" });
+  assert.match(describe.describeError({ code: "policy_violation", rule: "breached", breaches: 12345 }), /compare 12\.345 volte in violazioni di dati note: scegline un'altra/);
+  assert.match(describe.describeError({ code: "policy_violation", rule: "breach_check_unavailable" }), /non è stato inviato nulla al provider/);
+  globalThis.messenger = fakeMessenger();
+});

@@ -138,13 +138,19 @@ export class FakeHost {
 /**
  * A fake messenger. options: locale, local/managed/session storage
  * contents, accounts (Experiment listAccounts facts), identities (account
- * id -> email), logins (origin\nusername -> password), writeLogins.
+ * id -> email, or {email, name}), logins (origin\nusername -> password), writeLogins.
  */
 export function fakeMessenger(options = {}) {
   const messages = loadMessages(options.locale ?? "en");
   const host = new FakeHost();
   const shown = []; // notifications created
   const logins = new Map(Object.entries(options.logins ?? {}));
+  // An account's default identity: options.identities[id] is its e-mail
+  // address, or {email, name}.
+  const identity = id => {
+    const v = options.identities?.[id];
+    return v && typeof v === "object" ? { email: v.email ?? "", name: v.name ?? "" } : { email: v ?? "" };
+  };
   const m = {
     host,
     shown,
@@ -197,8 +203,8 @@ export function fakeMessenger(options = {}) {
       },
     },
     accounts: {
-      get: async id => ({ id, identities: [{ email: options.identities?.[id] ?? "" }] }),
-      list: async () => (options.accounts ?? []).map(a => ({ id: a.id, identities: [{ email: options.identities?.[a.id] ?? "" }] })),
+      get: async id => ({ id, identities: [identity(id)] }),
+      list: async () => (options.accounts ?? []).map(a => ({ id: a.id, identities: [identity(a.id)] })),
       getDefault: async () => null,
     },
     tabs: { create: async details => ({ id: 1, ...details }) },

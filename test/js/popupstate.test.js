@@ -145,3 +145,12 @@ test("createChecker: debounced; an answer a later request overtook is dropped; b
   await settle(15);
   assert.equal(sent.includes("later"), false);
 });
+
+test("outcome: a change's breach check is said under the status line, with the audit note", () => {
+  const ok = p.outcome({ ok: true, result: { changed: true, stored: true, breachCheck: "unavailable", auditFailed: true, accounts: [] } }, { kind: "change", accountId: "a1" });
+  assert.equal(ok.kind, "success");
+  assert.match(ok.note, /^The new password could not be checked against known data breaches .*Note: credsync could not write/);
+  const listed = p.outcome({ ok: false, error: { code: "policy_violation", rule: "breached", breaches: 3 } }, { kind: "change", accountId: "a1" });
+  assert.deepEqual([listed.kind, listed.focus], ["error", "new"]);
+  assert.match(listed.text, /appears 3 times in known data breaches/);
+});
