@@ -8,7 +8,10 @@
 // tests are skipped if it is absent. CREDSYNC_BIN may name a prebuilt
 // credsync binary built with -tags sandbox, for the sandbox back-end
 // (otherwise the suite builds ./cmd/credsync with that tag),
-// CREDSYNC_EXTENSION the add-on to install (a directory or an .xpi; default
-// extension/), and CREDSYNC_E2E_ARTIFACTS a directory that keeps each
-// Thunderbird's profile and log.
+// CREDSYNC_EXTENSION the add-on to install (an .xpi or a directory;
+// otherwise the suite packs the .xpi with scripts/xpi, which needs the
+// popup's strength estimator installed by `make xpi`, or `npm ci --prefix
+// scripts/zxcvbn`: extension/ alone has no estimator), and
+// CREDSYNC_E2E_ARTIFACTS a directory that keeps each Thunderbird's profile
+// and log.
 package e2e

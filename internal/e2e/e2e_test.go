@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,6 +21,11 @@ import (
 // credsyncBin is the host binary under test (built once in TestMain).
 var credsyncBin string
 
+// extensionPath is the add-on installed in every Thunderbird: the .xpi
+// (CREDSYNC_EXTENSION, or built once in TestMain), which holds the popup's
+// strength estimator besides extension/ (scripts/xpi).
+var extensionPath string
+
 func TestMain(m *testing.M) {
 	code, err := setup(m)
 	if err != nil {
@@ -30,32 +36,45 @@ func TestMain(m *testing.M) {
 }
 
 func setup(m *testing.M) (int, error) {
-	if b := os.Getenv("CREDSYNC_BIN"); b != "" {
-		abs, err := filepath.Abs(b)
-		if err != nil {
-			return 1, err
-		}
-		credsyncBin = abs
-		return m.Run(), nil
-	}
 	dir, err := os.MkdirTemp("", "credsync-e2e-bin-")
 	if err != nil {
 		return 1, err
 	}
 	defer os.RemoveAll(dir)
-	credsyncBin = filepath.Join(dir, "credsync")
 	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return 1, fmt.Errorf("no go command to build cmd/credsync (or set CREDSYNC_BIN): %w", err)
+	if err != nil && (os.Getenv("CREDSYNC_BIN") == "" || os.Getenv("CREDSYNC_EXTENSION") == "") {
+		return 1, fmt.Errorf("no go command to build cmd/credsync and the .xpi (or set CREDSYNC_BIN and CREDSYNC_EXTENSION): %w", err)
 	}
-	start := time.Now()
-	// With the sandbox back-end, which release builds leave out.
-	cmd := exec.Command(goBin, "build", "-tags", "sandbox", "-o", credsyncBin, "github.com/credsync/credsync/cmd/credsync")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return 1, fmt.Errorf("building cmd/credsync: %w", err)
+	if b := os.Getenv("CREDSYNC_BIN"); b != "" {
+		if credsyncBin, err = filepath.Abs(b); err != nil {
+			return 1, err
+		}
+	} else {
+		credsyncBin = filepath.Join(dir, "credsync")
+		start := time.Now()
+		// With the sandbox back-end, which release builds leave out.
+		cmd := exec.Command(goBin, "build", "-tags", "sandbox", "-o", credsyncBin, "github.com/credsync/credsync/cmd/credsync")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return 1, fmt.Errorf("building cmd/credsync: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "e2e: built credsync in %s\n", time.Since(start).Round(time.Millisecond))
 	}
-	fmt.Fprintf(os.Stderr, "e2e: built credsync in %s\n", time.Since(start).Round(time.Millisecond))
+	if x := os.Getenv("CREDSYNC_EXTENSION"); x != "" {
+		if extensionPath, err = filepath.Abs(x); err != nil {
+			return 1, err
+		}
+	} else {
+		// The .xpi of this tree's extension/, with the estimator npm
+		// installed in scripts/zxcvbn (make xpi installs it).
+		extensionPath = filepath.Join(dir, "credsync.xpi")
+		cmd := exec.Command(goBin, "run", "./scripts/xpi", "-o", extensionPath, "-npm", "scripts/zxcvbn", "extension")
+		cmd.Dir = filepath.Join("..", "..")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return 1, fmt.Errorf("building the .xpi (run make xpi, or set CREDSYNC_EXTENSION): %w", err)
+		}
+	}
 	return m.Run(), nil
 }
 
@@ -92,7 +111,8 @@ func thunderbird(t *testing.T, name string) string {
 func TestThunderbird(t *testing.T) {
 	for _, name := range []string{"153", "140"} {
 		t.Run(name, func(t *testing.T) {
-			e := newEnv(t, thunderbird(t, name), name)
+			bin := thunderbird(t, name)
+			e := newEnv(t, bin, name)
 			start := time.Now()
 			t.Run("change", e.testChange)
 			t.Run("verification_fails", e.testVerificationFails)
@@ -113,6 +133,8 @@ func TestThunderbird(t *testing.T) {
 			t.Run("guided_no_backend", e.testGuided)
 			t.Run("aruba_two_factor_guided", e.testArubaTwoFactor)
 			t.Run("cli_sync", e.testCLISync)
+			// Its own Thunderbird: an Italian UI and the administrator's settings.
+			t.Run("italian_administrator_meter_minimum_breach_check", func(t *testing.T) { testItalianAdministrator(t, bin, name) })
 			t.Logf("Thunderbird %s: start %s, scenarios %s", name,
 				e.tb.StartDuration.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 		})
@@ -129,12 +151,33 @@ type env struct {
 }
 
 func newEnv(t *testing.T, bin, name string) *env {
-	return newEnvWithCAs(t, bin, name, nil)
+	return newEnvWith(t, bin, name, envOptions{})
 }
 
 // newEnvWithCAs is newEnv with more CAs (PEM) that Thunderbird and the host
 // trust besides the sandbox's (e.g. the real mail stack's).
 func newEnvWithCAs(t *testing.T, bin, name string, extraCAs [][]byte) *env {
+	return newEnvWith(t, bin, name, envOptions{CAs: extraCAs})
+}
+
+// envOptions are what a Thunderbird of newEnvWith starts with besides the
+// sandbox and the add-on.
+type envOptions struct {
+	// CAs (PEM) are trusted by Thunderbird and the host besides the sandbox's.
+	CAs [][]byte
+	// Locale is Thunderbird's UI locale (tbharness.SetLocale), set before
+	// the add-on is installed; "" leaves it English.
+	Locale string
+	// Managed returns the add-on's managed storage (what an administrator
+	// sets with the 3rdparty policy), given the sandbox; nil: none. It is
+	// written as a managed-storage manifest in the home directory before
+	// Thunderbird starts, and the add-on reads it once.
+	Managed func(*sandbox.Sandbox) map[string]any
+}
+
+// newEnvWith is newEnv with options.
+func newEnvWith(t *testing.T, bin, name string, o envOptions) *env {
+	extraCAs := o.CAs
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -166,6 +209,11 @@ func newEnvWithCAs(t *testing.T, bin, name string, extraCAs [][]byte) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sb.Close() })
+	if o.Managed != nil {
+		if err := writeManagedStorage(home, o.Managed(sb)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	caFile := filepath.Join(state, "sandbox-ca.pem")
 	bundle := append([]byte(nil), sb.CAPEM...)
 	for _, ca := range extraCAs {
@@ -203,17 +251,14 @@ func newEnvWithCAs(t *testing.T, bin, name string, extraCAs [][]byte) *env {
 	if err := tb.RecordAlerts(ctx); err != nil {
 		t.Fatal(err)
 	}
-	extDir := os.Getenv("CREDSYNC_EXTENSION")
-	if extDir == "" {
-		extDir = filepath.Join("..", "..", "extension")
+	if o.Locale != "" {
+		if err := tb.SetLocale(ctx, o.Locale); err != nil {
+			t.Fatal(err)
+		}
 	}
-	extDir, err = filepath.Abs(extDir)
+	id, err := tb.InstallAddon(ctx, extensionPath)
 	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := tb.InstallAddon(ctx, extDir)
-	if err != nil {
-		t.Fatalf("installing %s: %v", extDir, err)
+		t.Fatalf("installing %s: %v", extensionPath, err)
 	}
 	if id != tbharness.ExtensionID {
 		t.Fatalf("installed add-on %q, want %q", id, tbharness.ExtensionID)
@@ -223,6 +268,26 @@ func newEnvWithCAs(t *testing.T, bin, name string, extraCAs [][]byte) *env {
 		t.Fatalf("add-on state %+v, %v", st, err)
 	}
 	return &env{name: name, tb: tb, sb: sb, addonID: id}
+}
+
+// writeManagedStorage writes the add-on's managed storage as Thunderbird
+// reads it without enterprise policies: a native manifest of type
+// "storage" in ~/.mozilla/managed-storage/<add-on id>.json.
+func writeManagedStorage(home string, data map[string]any) error {
+	dir := filepath.Join(home, ".mozilla", "managed-storage")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	manifest, err := json.Marshal(map[string]any{
+		"name":        tbharness.ExtensionID,
+		"description": "credsync end-to-end test: the administrator's settings",
+		"type":        "storage",
+		"data":        data,
+	})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, tbharness.ExtensionID+".json"), manifest, 0o600)
 }
 
 // logTail returns the last n lines of a Thunderbird log without the

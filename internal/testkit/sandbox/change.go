@@ -24,6 +24,9 @@ func newChangeServer(s *Sandbox) *http.Server {
 }
 
 func (s *Sandbox) handleChange(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.changeRequests++
+	s.mu.Unlock()
 	reply := func(status int, body map[string]any) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
@@ -54,4 +57,13 @@ func (s *Sandbox) handleChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply(http.StatusOK, map[string]any{"ok": true})
+}
+
+// ChangeRequests is how many requests the password-change endpoint has
+// received, whatever they asked: a test that must prove nothing reached the
+// provider compares it before and after.
+func (s *Sandbox) ChangeRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changeRequests
 }

@@ -74,6 +74,8 @@ type Sandbox struct {
 	users     map[string]string
 	mailboxes map[string]*imapmemserver.User
 	logins    []Login
+	// changeRequests counts the change endpoint's requests (ChangeRequests).
+	changeRequests int
 
 	imapServer *imapserver.Server
 	smtpServer *smtp.Server
