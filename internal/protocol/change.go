@@ -44,8 +44,10 @@ func decodeChange(req gjson.Result, trust verify.Trust) (flow.Change, error) {
 	if c.New, err = password(req, "new", true); err != nil {
 		return c, err
 	}
-	c.Checks, err = breachMember(req, trust)
-	return c, err
+	if c.Checks, err = breachMember(req, trust); err != nil {
+		return c, err
+	}
+	return c, nil
 }
 
 // breachTimeout bounds the breach check's one request.
