@@ -56,8 +56,7 @@ func (e *Engine) Change(ctx context.Context, c Change, progress Progress) (resul
 	if err != nil {
 		return Result{}, err
 	}
-	subject.touched(p)
-	unlock, err := e.lock(p.logins())
+	unlock, err := e.hold(subject, p)
 	if err != nil {
 		return Result{}, err
 	}

@@ -92,12 +92,9 @@ func change(ctx context.Context, s *session, id string, req gjson.Result) (any, 
 		return nil, err
 	}
 	result, err := s.engine.Change(ctx, c, s.progress(id))
-	if err != nil {
-		return nil, noteAudit(err, result.AuditFailed)
-	}
-	r := resultOf(result)
+	r, rerr := replyOf(result, err)
 	if result.Policy.Breach != policy.BreachOff {
 		r.BreachCheck = result.Policy.Breach
 	}
-	return r, nil
+	return r, rerr
 }

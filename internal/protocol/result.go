@@ -63,6 +63,15 @@ func members(accounts []flow.Touched, logins []flow.Written, servers []flow.Chec
 	return m
 }
 
+// replyOf is a transaction's reply: its result, or its error marked when
+// the audit record was not written.
+func replyOf(r flow.Result, err error) (txResult, error) {
+	if err != nil {
+		return txResult{}, noteAudit(err, r.AuditFailed)
+	}
+	return resultOf(r), nil
+}
+
 func resultOf(r flow.Result) txResult {
 	return txResult{Changed: r.Changed, Stored: r.Stored, txMembers: members(r.Accounts, r.Logins, r.Servers), AuditFailed: r.AuditFailed}
 }
