@@ -78,7 +78,7 @@ func (e *env) testServersLag(t *testing.T) {
 	})
 
 	t.Run("popup_closed_notification", func(t *testing.T) {
-		const user, old, new = "lia", "Lia-old-pw-1", "Lia-new-pw-2"
+		const user, old, new = "lou", "Lou-old-pw-1", "Lou-new-pw-2"
 		e.sb.SetPassword(user, old)
 		s := e.newScenario(t, tbharness.AccountSpec{
 			Type:     "imap",
