@@ -91,6 +91,7 @@ func change(ctx context.Context, s *session, id string, req gjson.Result) (any, 
 	if err != nil {
 		return nil, err
 	}
+	defer s.waitable(id, &c)()
 	result, err := s.engine.Change(ctx, c, s.progress(id))
 	r, rerr := replyOf(result, err)
 	if result.Policy.Breach != policy.BreachOff {

@@ -15,6 +15,8 @@ type txResult struct {
 	// for it: "not_listed" or "unavailable" (the change went on).
 	BreachCheck string `json:"breachCheck,omitempty"`
 	txMembers
+	// Waited: the change waited for lagging servers (wait.go).
+	Waited *waitedJSON `json:"waited,omitempty"`
 	// AuditFailed: the audit record could not be written (audit.go).
 	AuditFailed bool `json:"auditFailed,omitempty"`
 }
@@ -73,5 +75,5 @@ func replyOf(r flow.Result, err error) (txResult, error) {
 }
 
 func resultOf(r flow.Result) txResult {
-	return txResult{Changed: r.Changed, Stored: r.Stored, txMembers: members(r.Accounts, r.Logins, r.Servers), AuditFailed: r.AuditFailed}
+	return txResult{Changed: r.Changed, Stored: r.Stored, txMembers: members(r.Accounts, r.Logins, r.Servers), Waited: waitedOf(r.Waited), AuditFailed: r.AuditFailed}
 }
