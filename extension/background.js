@@ -20,16 +20,23 @@
 //                                  request adds the administrator's or the
 //                                  user's breach check (lib/settings.js)
 //   sync {accountId, password}         "I already changed it"; final answer only
-//   status                         {flows: [...]}: running changes and syncs,
-//                                  and finished ones not yet shown (then marked shown)
+//   cancel {accountId}             ends the wait of the account's change for
+//                                  lagging servers: {cancelled}
+//   status                         {flows: [...]}: running changes and syncs
+//                                  (with waiting while a change waits), and
+//                                  finished ones not yet shown (then marked shown)
 //   settings                       {autoPropagate, managed, minStrength, breachCheck,
 //                                  breachUrl, breachFailClosed, locked}
 //   setSettings {autoPropagate?, minStrength?, breachCheck?, breachUrl?,
 //                breachFailClosed?}  the new settings
 //   propagations                   {propagations: [...]} (lib/propagation.js)
 // A port from runtime.connect({name: "credsync"}) accepts {cmd: "change", ...},
-// {cmd: "sync", ...} or {cmd: "watch", accountId} and receives {type:
-// "progress", step, state} events, then {type: "result", ok, result | error}.
+// {cmd: "sync", ...}, {cmd: "watch", accountId} or {cmd: "cancel",
+// accountId} (no answer: the change's result follows) and receives {type:
+// "progress", step, state} events, {type: "waiting", nextCheck, checks,
+// failedLogins, budget} while a change waits for servers that lag behind
+// the provider (PROTOCOL.md), then {type: "result", ok, result | error}.
+// A wait that ends while no page watches is reported by a notification.
 //
 // A change or sync is one request to the host, which owns the whole
 // transaction; the host's own requests (accounts, login, store) are
@@ -41,8 +48,10 @@ import { connectHost, CredsyncError, errorJSON, hello, request, serve } from "./
 import { clearGuided, guided, openPage } from "./lib/guided.js";
 import { onLoginChanged, pendingLogin, propagations } from "./lib/propagation.js";
 import { breachCheckMember, CHECK_KEYS, isObject, setSettings, settings } from "./lib/settings.js";
+import { answerChecks, notifyWaitEnd, resumeAllChecks, waitingOf } from "./lib/waiting.js";
 
 const CHECK_TIMEOUT_MS = 10000;
+const CANCEL_TIMEOUT_MS = 10000;
 
 const flows = new Map(); // accountId -> running or unshown change or sync
 
@@ -71,12 +80,14 @@ function check({ backend, current, new: next }) {
  * login) at the provider through the account's back-end.
  *
  * @param {Function} [onProgress] called with {step, state}
+ * @param {Function} [onWaiting] called with {nextCheck, checks,
+ *   failedLogins, budget} before each check of lagging servers
  * @returns {Promise<object>} the host's result: {changed, stored, accounts,
- *   logins, servers}
+ *   logins, servers, waited?}
  * @throws {CredsyncError} the host's error (with accounts, logins, servers,
  *   changed where known) or backend_not_configured
  */
-async function changePassword(accountId, current, newPassword, onProgress) {
+async function changePassword(accountId, current, newPassword, onProgress, onWaiting) {
   const [account, checks] = await Promise.all([accountWithBackend(accountId), settings()]);
   if (!account.backend) {
     throw new CredsyncError("backend_not_configured", "no back-end is configured for this account");
@@ -88,7 +99,7 @@ async function changePassword(accountId, current, newPassword, onProgress) {
   if (breachCheck) {
     members.breachCheck = breachCheck;
   }
-  return request("change", members, { onProgress });
+  return request("change", members, { onProgress, onWaiting });
 }
 
 /** "I already changed it": verifies and saves the password now in force, as changePassword. */
@@ -109,29 +120,52 @@ function startFlow(kind, message) {
     };
     return { steps: {}, done: true, response, watchers: new Set(), promise: Promise.resolve(response) };
   }
-  const flow = { accountId, kind, steps: {}, done: false, response: null, shown: false, watchers: new Set() };
+  const flow = { accountId, kind, steps: {}, waiting: null, done: false, response: null, shown: false, watchers: new Set() };
   flows.set(accountId, flow);
   const emit = event => flow.watchers.forEach(watcher => watcher(event));
   const onProgress = ({ step, state }) => {
     flow.steps[step] = state;
     emit({ type: "progress", step, state });
   };
+  const onWaiting = event => {
+    flow.waiting = waitingOf(event);
+    if (flow.waiting) {
+      emit({ type: "waiting", ...flow.waiting });
+    }
+  };
   const work =
     kind === "sync"
       ? () => syncPassword(accountId, message.password, onProgress)
-      : () => changePassword(accountId, message.current, message.new, onProgress);
+      : () => changePassword(accountId, message.current, message.new, onProgress, onWaiting);
   flow.promise = respond(work).then(async response => {
     if (response.ok) {
       // The password changed on the provider's page is now saved: guided
       // mode is over for this account.
       await clearGuided(accountId).catch(() => {});
     }
+    if (response.error?.code === "host_disconnected") {
+      await resumeAllChecks(); // the host's wait, if any, ended with it
+    }
+    const waited = flow.waiting !== null;
     flow.done = true;
+    flow.waiting = null;
     flow.response = response;
+    if (waited && flow.watchers.size === 0) {
+      await notifyWaitEnd(response, accountId); // the popup is closed
+    }
     emit({ type: "result", ...response });
     return response;
   });
   return flow;
+}
+
+// Ends the wait of the account's change for lagging servers; the change's
+// own answer follows.
+function cancelWait(accountId) {
+  if (typeof accountId !== "string" || !accountId) {
+    throw new CredsyncError("invalid_request", "accountId must be a non-empty string", { field: "accountId" });
+  }
+  return request("cancel", { accountId }, { timeoutMs: CANCEL_TIMEOUT_MS });
 }
 
 function status() {
@@ -140,8 +174,8 @@ function status() {
     if (flow.done && flow.shown) {
       continue;
     }
-    const { accountId, kind, steps, done, response } = flow;
-    list.push({ accountId, kind, steps, done, response });
+    const { accountId, kind, steps, waiting, done, response } = flow;
+    list.push({ accountId, kind, steps, done, response, ...(waiting ? { waiting } : {}) });
     flow.shown ||= flow.done;
   }
   return { flows: list };
@@ -164,6 +198,9 @@ function watch(port, flow) {
   };
   for (const [step, state] of Object.entries(flow.steps)) {
     watcher({ type: "progress", step, state });
+  }
+  if (flow.waiting) {
+    watcher({ type: "waiting", ...flow.waiting });
   }
   if (flow.done) {
     watcher({ type: "result", ...flow.response });
@@ -188,6 +225,9 @@ async function answerHost(req) {
       return login(req);
     case "store":
       return store(req);
+    case "pause":
+    case "resume":
+      return answerChecks(req);
   }
   throw new CredsyncError("unknown_type", `unknown request type "${String(req?.type).slice(0, 64)}"`);
 }
@@ -304,6 +344,8 @@ messenger.runtime.onMessage.addListener(message => {
         return response;
       });
     }
+    case "cancel":
+      return respond(() => cancelWait(message.accountId));
     case "status":
       return respond(async () => status());
     case "settings":
@@ -327,6 +369,8 @@ messenger.runtime.onConnect.addListener(port => {
       watch(port, startFlow(message.cmd, message));
     } else if (message?.cmd === "watch") {
       watch(port, flows.get(message.accountId));
+    } else if (message?.cmd === "cancel") {
+      cancelWait(message.accountId).catch(() => {});
     }
   });
 });
@@ -334,9 +378,11 @@ messenger.runtime.onConnect.addListener(port => {
 // Starts this page with Thunderbird, so that the port opens at startup.
 messenger.runtime.onStartup.addListener(() => {});
 
-// The host's plan for the popup, asked at once: the first opening need not wait for it.
-connectHost(() =>
-  listAccounts()
+// The host's plan for the popup, asked at once: the first opening need not
+// wait for it. A new host waits for no server: nothing stays paused.
+connectHost(() => {
+  resumeAllChecks();
+  return listAccounts()
     .then(({ accounts: list }) => planFor(list))
-    .catch(() => {})
-);
+    .catch(() => {});
+});

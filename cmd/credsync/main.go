@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/credsync/credsync/internal/audit"
+	"github.com/credsync/credsync/internal/flow"
 	"github.com/credsync/credsync/internal/localsock"
 	"github.com/credsync/credsync/internal/nmhost"
 	"github.com/credsync/credsync/internal/protocol"
@@ -24,6 +25,10 @@ import (
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "0.1.0-dev"
+
+// testRecheck is the wait for lagging servers a demo or test build may
+// compress (sandbox.go); nil in a release build: the defaults.
+var testRecheck *flow.Recheck
 
 // Exit codes shared by the subcommands.
 const (
@@ -114,7 +119,7 @@ func serveHost(ctx context.Context, manifestPath, extensionID string, stdin io.R
 	// flow ends and writes its audit record.
 	signal.Ignore(syscall.SIGPIPE)
 	host := &protocol.Host{Version: version, Trust: verify.Trust{}, Log: logger,
-		Listen: localsock.Listen, Audit: (&audit.Log{}).Write}
+		Listen: localsock.Listen, Audit: (&audit.Log{}).Write, Recheck: testRecheck}
 	// Thunderbird closes stdin to stop the host, then signals it; on a
 	// signal, closing stdin ends the read loop the same way.
 	if c, ok := stdin.(io.Closer); ok {

@@ -69,12 +69,15 @@ export class NativeHost {
    * @param {object} members the request's other members
    * @param {object} [options]
    * @param {Function} [options.onProgress] called with each progress event
+   * @param {Function} [options.onWaiting] called with each waiting event
+   *   ({nextCheck, checks, failedLogins, budget}: a change waiting for
+   *   servers that lag behind the provider)
    * @param {number} [options.timeoutMs] rejects with host_timeout after it
    */
-  request(type, members = {}, { onProgress, timeoutMs } = {}) {
+  request(type, members = {}, { onProgress, onWaiting, timeoutMs } = {}) {
     return new Promise((resolve, reject) => {
       const id = String(this.#nextId++);
-      const entry = { resolve, reject, onProgress };
+      const entry = { resolve, reject, onProgress, onWaiting };
       if (timeoutMs) {
         entry.timer = setTimeout(() => {
           this.#pending.delete(id);
@@ -227,6 +230,9 @@ export class NativeHost {
     } else if (msg.type === "progress") {
       const { step, state } = msg;
       this.#pending.get(msg.request)?.onProgress?.({ step, state });
+    } else if (msg.type === "waiting") {
+      const { nextCheck, checks, failedLogins, budget } = msg;
+      this.#pending.get(msg.request)?.onWaiting?.({ nextCheck, checks, failedLogins, budget });
     }
   }
 

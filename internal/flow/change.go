@@ -23,6 +23,10 @@ type Change struct {
 	// Checks, when its Breach is set, replace the engine's optional checks
 	// for this change (the administrator's settings, sent by the popup).
 	Checks policy.Options
+	// Waiting, when set, hears of each wait for servers lagging behind
+	// the provider; closing Cancel ends such a wait (recheck.go).
+	Waiting func(Wait)
+	Cancel  <-chan struct{}
 }
 
 // Change runs: the accounts → the logins the password belongs to → policy
@@ -56,8 +60,7 @@ func (e *Engine) Change(ctx context.Context, c Change, progress Progress) (resul
 	if err != nil {
 		return Result{}, err
 	}
-	subject.touched(p)
-	unlock, err := e.lock(p.logins())
+	unlock, err := e.hold(subject, p)
 	if err != nil {
 		return Result{}, err
 	}
@@ -87,7 +90,8 @@ func (e *Engine) Change(ctx context.Context, c Change, progress Progress) (resul
 	})
 	if err == nil {
 		progress(StepChanging, OK)
-		return e.checkAndStore(ctx, salt, p, c.New, false, true, progress)
+		result, err = e.checkAndStore(ctx, salt, p, c.New, false, true, progress)
+		return e.awaitServers(ctx, c, salt, p, result, err, progress)
 	}
 	progress(StepChanging, Failed)
 	if provider.KindOf(err) != provider.OutcomeUnknown {
@@ -111,8 +115,8 @@ func (e *Engine) Change(ctx context.Context, c Change, progress Progress) (resul
 	if anyRefused(p.servers) {
 		msg = "the provider's answer was lost and the servers refuse the new password for now; the provider may still apply it (or may not have)"
 	}
-	return Result{}, &Error{Code: code.OutcomeUnknown, Sent: provider.SentChange, Accounts: p.accounts, Servers: p.servers,
-		Message: msg + ". Thunderbird keeps the current password. In a few minutes, log in to the webmail with the new password: if it works, use \"I already changed it\"; if the current one still works, nothing changed"}
+	return e.awaitServers(ctx, c, salt, p, Result{}, &Error{Code: code.OutcomeUnknown, Sent: provider.SentChange, Accounts: p.accounts, Servers: p.servers,
+		Message: msg + ". Thunderbird keeps the current password. In a few minutes, log in to the webmail with the new password: if it works, use \"I already changed it\"; if the current one still works, nothing changed"}, progress)
 }
 
 // mainServer is the server whose login the provider changes: the incoming

@@ -136,6 +136,10 @@ type Engine struct {
 	Policy policy.Options
 	// Audit, when set, records every transaction (audit.go).
 	Audit AuditFunc
+	// Recheck, when set and not Off, makes a change whose servers lag
+	// behind the provider wait for them (recheck.go); nil: a change ends
+	// after its first verification.
+	Recheck *Recheck
 
 	mu      sync.Mutex
 	running map[string]bool
@@ -172,6 +176,9 @@ type Result struct {
 	Policy policy.Report
 	// AuditFailed: the audit record could not be written.
 	AuditFailed bool
+	// Waited: the change waited for servers lagging behind the provider
+	// (recheck.go); nil when it did not.
+	Waited *Waited
 }
 
 // Error is a transaction that ended without storing. Message is for people
@@ -194,6 +201,8 @@ type Error struct {
 	Accounts []Touched
 	Logins   []Written
 	Servers  []Checked
+	// Waited: the change waited for lagging servers (recheck.go).
+	Waited *Waited
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }

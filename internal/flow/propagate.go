@@ -2,8 +2,6 @@ package flow
 
 import (
 	"context"
-
-	"github.com/credsync/credsync/internal/code"
 )
 
 // Propagate follows a password Thunderbird saved for login l (its own
@@ -35,19 +33,14 @@ func (e *Engine) Propagate(ctx context.Context, l Login, progress Progress) (res
 	if len(p.targets) == 0 {
 		return Result{Stored: true}, nil
 	}
-	subject.touched(p)
-	unlock, err := e.lock(p.logins())
+	unlock, err := e.hold(subject, p)
 	if err != nil {
 		return Result{}, err
 	}
 	defer unlock()
-
-	progress(StepPolicy, Running)
-	if rule, msg := checkNew("", password); rule != "" {
-		progress(StepPolicy, Failed)
-		return Result{}, &Error{Code: code.PolicyViolation, Rule: rule, Message: msg, Accounts: p.accounts}
+	if err := checkInForce(password, p, progress); err != nil {
+		return Result{}, err
 	}
-	progress(StepPolicy, OK)
 	result, err = e.checkAndStore(ctx, salt, p, password, false, false, progress)
 	result.Updated = result.Stored
 	return result, err

@@ -35,19 +35,14 @@ func (e *Engine) Sync(ctx context.Context, t Trigger, password string, progress 
 	if err != nil {
 		return Result{Skipped: skipped}, err
 	}
-	subject.touched(p)
-	unlock, err := e.lock(p.logins())
+	unlock, err := e.hold(subject, p)
 	if err != nil {
 		return Result{Skipped: skipped}, err
 	}
 	defer unlock()
-
-	progress(StepPolicy, Running)
-	if rule, msg := checkNew("", password); rule != "" {
-		progress(StepPolicy, Failed)
-		return Result{Skipped: skipped}, &Error{Code: code.PolicyViolation, Rule: rule, Message: msg, Accounts: p.accounts}
+	if err := checkInForce(password, p, progress); err != nil {
+		return Result{Skipped: skipped}, err
 	}
-	progress(StepPolicy, OK)
 	result, err = e.checkAndStore(ctx, salt, p, password, false, false, progress)
 	result.Skipped = skipped
 	return result, err

@@ -225,6 +225,25 @@ func (e *Engine) list(ctx context.Context, salt string) (string, []Account, erro
 	return salt, accounts, nil
 }
 
+// hold records the plan's accounts for the audit record and marks its
+// logins busy.
+func (e *Engine) hold(subject *auditSubject, p plan) (unlock func(), err error) {
+	subject.touched(p)
+	return e.lock(p.logins())
+}
+
+// checkInForce is the policy step of a password already in force (sync,
+// propagation): the rules every password obeys, nothing of a provider's.
+func checkInForce(password string, p plan, progress Progress) error {
+	progress(StepPolicy, Running)
+	if rule, msg := checkNew("", password); rule != "" {
+		progress(StepPolicy, Failed)
+		return &Error{Code: code.PolicyViolation, Rule: rule, Message: msg, Accounts: p.accounts}
+	}
+	progress(StepPolicy, OK)
+	return nil
+}
+
 // checkAndStore is every transaction's end: one login to each distinct
 // server with password (unless the caller already did: checked), then,
 // when all accepted it, one store of every login.

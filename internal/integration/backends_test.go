@@ -39,7 +39,7 @@ func TestLDAPBackend(t *testing.T) {
 	expectLogins(t, s, user, next, verify.OK)
 
 	expectKind(t, change(backend, req(startTLS, original, third)), provider.WrongCurrent, "")
-	expectKind(t, change(backend, req(implicit, next, "short")), provider.Rejected, "quality")
+	expectKind(t, change(backend, req(implicit, next, "short12")), provider.Rejected, "quality") // 7 characters: ppolicy wants 8; 6 or more, so the server's words are kept
 	expectKind(t, change(backend, provider.Request{Username: user, Current: next, New: third, URL: implicit, Roots: x509.NewCertPool()}), provider.Unreachable, "TLS")
 	expectKind(t, change(backend, req("ldaps://"+closedAddr(t)+template, next, third)), provider.Unreachable, "")
 	expectLogins(t, s, user, next, verify.OK) // none of these changed anything
@@ -69,7 +69,7 @@ func TestRoundcubeBackend(t *testing.T) {
 
 	const next = "Carol-New-Pass-2"
 	expectKind(t, change(backend, req("Wrong-Pass-1", next)), provider.WrongCurrent, "")
-	expectKind(t, change(backend, req(original, "short")), provider.Rejected, "at least 8")
+	expectKind(t, change(backend, req(original, "short12")), provider.Rejected, "at least 8") // 7 characters: the plugin wants 8
 	expectLogins(t, s, user, original, verify.OK)
 
 	if err := change(backend, req(original, next)); err != nil {

@@ -44,8 +44,10 @@ func decodeChange(req gjson.Result, trust verify.Trust) (flow.Change, error) {
 	if c.New, err = password(req, "new", true); err != nil {
 		return c, err
 	}
-	c.Checks, err = breachMember(req, trust)
-	return c, err
+	if c.Checks, err = breachMember(req, trust); err != nil {
+		return c, err
+	}
+	return c, nil
 }
 
 // breachTimeout bounds the breach check's one request.
@@ -89,13 +91,11 @@ func change(ctx context.Context, s *session, id string, req gjson.Result) (any, 
 	if err != nil {
 		return nil, err
 	}
+	defer s.waitable(id, &c)()
 	result, err := s.engine.Change(ctx, c, s.progress(id))
-	if err != nil {
-		return nil, noteAudit(err, result.AuditFailed)
-	}
-	r := resultOf(result)
+	r, rerr := replyOf(result, err)
 	if result.Policy.Breach != policy.BreachOff {
 		r.BreachCheck = result.Policy.Breach
 	}
-	return r, nil
+	return r, rerr
 }

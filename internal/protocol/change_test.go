@@ -22,6 +22,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/credsync/credsync/internal/audit"
+	"github.com/credsync/credsync/internal/flow"
 	"github.com/credsync/credsync/internal/testkit/sandbox"
 	"github.com/credsync/credsync/internal/verify"
 	"github.com/credsync/credsync/internal/wire"
@@ -51,9 +52,11 @@ type fakeExt struct {
 	onStore func(store gjson.Result) map[string]any
 
 	accountReqs, loginReqs, stores, progress []gjson.Result
-	records                                  []audit.Record
-	listens                                  atomic.Int32
-	closedIn                                 bool
+	// pauses are the host's pause and resume requests, in order (wait_test.go).
+	pauses   []gjson.Result
+	records  []audit.Record
+	listens  atomic.Int32
+	closedIn bool
 }
 
 type syncBuffer struct {
@@ -185,6 +188,12 @@ func (x *fakeExt) read(r io.Reader) {
 			x.progress = append(x.progress, m)
 			x.mu.Unlock()
 			x.msgs <- m
+		case "pause", "resume":
+			x.mu.Lock()
+			x.pauses = append(x.pauses, m)
+			x.mu.Unlock()
+			key := map[string]string{"pause": "paused", "resume": "resumed"}[m.Get("type").String()]
+			x.send(withID(map[string]any{"status": "ok", "result": map[string]any{key: m.Get("accounts").Value()}}, id))
 		default:
 			x.msgs <- m
 		}
@@ -666,11 +675,12 @@ func TestChangeStoreUnanswered(t *testing.T) {
 }
 
 // The provider took the new password but one server refuses it: nothing
-// is stored, and the reply's servers say which.
+// is stored, and the reply's servers say which. (Without the wait for
+// lagging servers, which wait_test.go covers.)
 func TestChangeVerificationFailureStoresNothing(t *testing.T) {
 	sb, trust := startSandbox(t)
 	sb.SetPassword("alice-smtp", oldPw)
-	x := startExt(t, &Host{Version: "test", Trust: trust})
+	x := startExt(t, &Host{Version: "test", Trust: trust, Recheck: &flow.Recheck{Off: true}})
 	x.mailbox(sb)
 	x.accounts[0]["outgoing"] = srv("smtp", sb.SMTPS, "alice-smtp")
 	final, _ := x.call(changeReq("c", "account1", sb, oldPw, newPw))

@@ -37,6 +37,8 @@ type errorReplyMsg struct {
 	// Breaches: how often a breached password was seen (rule "breached").
 	Breaches int `json:"breaches,omitempty"`
 	txMembers
+	// Waited: the change waited for lagging servers (wait.go).
+	Waited *waitedJSON `json:"waited,omitempty"`
 	// AuditFailed: the flow's audit record could not be written (audit.go).
 	AuditFailed bool `json:"auditFailed,omitempty"`
 }
@@ -55,6 +57,7 @@ func errorReply(id *string, err error) errorReplyMsg {
 		reply.Sent, reply.ProviderWords, reply.Breaches = fe.Sent, truncate(fe.Words, maxDetail), fe.Breaches
 		reply.txMembers = members(fe.Accounts, fe.Logins, fe.Servers)
 		reply.Changed = &fe.Changed
+		reply.Waited = waitedOf(fe.Waited)
 	default:
 		reply.Code, reply.Message = code.InternalError, "credsync failed unexpectedly; nothing was stored"
 	}

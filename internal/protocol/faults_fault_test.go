@@ -15,6 +15,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/credsync/credsync/internal/flow"
 	"github.com/credsync/credsync/internal/testkit/sandbox"
 	arubasim "github.com/credsync/credsync/internal/testkit/simulators/aruba"
 	"github.com/credsync/credsync/internal/verify"
@@ -244,7 +245,8 @@ func TestFaultProviderLostAfterAccepting(t *testing.T) {
 				}
 				dropConnection(w)
 			})
-			x := startFault(t, &Host{Version: "test", Trust: trust}, sb)
+			// Without the wait for lagging servers (wait_test.go).
+			x := startFault(t, &Host{Version: "test", Trust: trust, Recheck: &flow.Recheck{Off: true}}, sb)
 			req := changeReq("c", "account1", sb, faultOld, faultNew)
 			req["backend"] = map[string]any{"name": "sandbox", "url": url}
 			if c.deadMail {

@@ -52,6 +52,10 @@ type Host struct {
 	// lasts (socket.go). ListenDelay and ListenRetry default to 1 s and 30 s.
 	Listen                   func() (net.Listener, string, error)
 	ListenDelay, ListenRetry time.Duration
+	// Recheck configures the wait of a change whose servers lag behind the
+	// provider (flow.Recheck); nil: the defaults (flow.RecheckSchedule,
+	// flow.LockoutBudget).
+	Recheck *flow.Recheck
 	// verifyTimeout bounds each verification login (flow.Engine's
 	// default when 0); tests shorten it.
 	verifyTimeout time.Duration
@@ -69,6 +73,7 @@ var handlers = map[string]handler{
 	"change":    change,
 	"sync":      syncRequest,
 	"propagate": propagate,
+	"cancel":    cancelRequest,
 }
 
 // session is one connection: the frame writer, and the host's own requests
@@ -84,6 +89,9 @@ type session struct {
 
 	mu      sync.Mutex
 	pending map[string]chan gjson.Result
+	// waiters are the changes that may wait for lagging servers, by
+	// account (wait.go).
+	waiters map[string]*waiter
 }
 
 // Serve answers requests read from in until in ends, writing replies and
@@ -94,7 +102,11 @@ func (h *Host) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	if s.log == nil {
 		s.log = log.New(io.Discard, "", 0)
 	}
-	s.engine = &flow.Engine{Trust: h.Trust, Thunderbird: s, Audit: h.auditHook(s.log), VerifyTimeout: h.verifyTimeout}
+	recheck := h.Recheck
+	if recheck == nil {
+		recheck = &flow.Recheck{}
+	}
+	s.engine = &flow.Engine{Trust: h.Trust, Thunderbird: s, Audit: h.auditHook(s.log), VerifyTimeout: h.verifyTimeout, Recheck: recheck}
 
 	ctx, cancel := context.WithCancel(ctx)
 	var running sync.WaitGroup

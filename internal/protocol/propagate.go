@@ -22,10 +22,7 @@ func propagate(ctx context.Context, s *session, id string, req gjson.Result) (an
 		return nil, err
 	}
 	result, ferr := s.engine.Propagate(ctx, flow.Login{Origin: origin, Username: username}, s.progress(id))
-	if ferr != nil {
-		return nil, noteAudit(ferr, result.AuditFailed)
-	}
-	r := resultOf(result)
+	r, rerr := replyOf(result, ferr)
 	r.Updated = &result.Updated
-	return r, nil
+	return r, rerr
 }

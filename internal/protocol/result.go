@@ -15,6 +15,8 @@ type txResult struct {
 	// for it: "not_listed" or "unavailable" (the change went on).
 	BreachCheck string `json:"breachCheck,omitempty"`
 	txMembers
+	// Waited: the change waited for lagging servers (wait.go).
+	Waited *waitedJSON `json:"waited,omitempty"`
 	// AuditFailed: the audit record could not be written (audit.go).
 	AuditFailed bool `json:"auditFailed,omitempty"`
 }
@@ -63,6 +65,15 @@ func members(accounts []flow.Touched, logins []flow.Written, servers []flow.Chec
 	return m
 }
 
+// replyOf is a transaction's reply: its result, or its error marked when
+// the audit record was not written.
+func replyOf(r flow.Result, err error) (txResult, error) {
+	if err != nil {
+		return txResult{}, noteAudit(err, r.AuditFailed)
+	}
+	return resultOf(r), nil
+}
+
 func resultOf(r flow.Result) txResult {
-	return txResult{Changed: r.Changed, Stored: r.Stored, txMembers: members(r.Accounts, r.Logins, r.Servers), AuditFailed: r.AuditFailed}
+	return txResult{Changed: r.Changed, Stored: r.Stored, txMembers: members(r.Accounts, r.Logins, r.Servers), Waited: waitedOf(r.Waited), AuditFailed: r.AuditFailed}
 }

@@ -19,9 +19,5 @@ func syncRequest(ctx context.Context, s *session, id string, req gjson.Result) (
 	if err != nil {
 		return nil, err
 	}
-	result, ferr := s.engine.Sync(ctx, flow.Trigger{AccountID: accountID}, pw, s.progress(id))
-	if ferr != nil {
-		return nil, noteAudit(ferr, result.AuditFailed)
-	}
-	return resultOf(result), nil
+	return replyOf(s.engine.Sync(ctx, flow.Trigger{AccountID: accountID}, pw, s.progress(id)))
 }

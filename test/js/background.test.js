@@ -429,3 +429,128 @@ test("guided mode: openPage opens the account's page and remembers it; clearGuid
   const bad = await command({ cmd: "setPage", accountId: "account4", url: "ftp://x" });
   assert.equal(bad.error.code, "invalid_request");
 });
+
+// ---- a change waiting for servers that lag behind the provider (PROTOCOL.md, "Waiting for the servers")
+
+const WAIT = { nextCheck: "2026-03-01T09:01:00Z", checks: 0, failedLogins: 2, budget: 4 };
+const MARIO = [{ id: "account1", name: "Mario", sides: ["incoming", "outgoing"] }];
+
+// A change the test ends: the host posts a waiting event, then answers when told.
+function heldChange() {
+  const held = {};
+  m.host.handlers.change = (req, h) =>
+    new Promise((resolve, reject) => {
+      h.post({ type: "waiting", request: req.id, ...WAIT });
+      Object.assign(held, { resolve, reject });
+    });
+  return held;
+}
+
+function openPort() {
+  const events = [];
+  const onMessage = { listeners: [] };
+  const disconnect = { listeners: [] };
+  const port = {
+    name: "credsync",
+    onMessage: { addListener: fn => onMessage.listeners.push(fn) },
+    onDisconnect: { addListener: fn => disconnect.listeners.push(fn) },
+    postMessage: e => events.push(structuredClone(e)),
+  };
+  m.runtime.onConnect.listeners.forEach(l => l(port));
+  return { events, send: msg => onMessage.listeners.forEach(l => l(msg)), close: () => disconnect.listeners.forEach(l => l()) };
+}
+
+test("pause and resume from the host: the Experiment's pauseChecks and resumeChecks; bad accounts refused", async () => {
+  let r = await m.host.request("pause", { accounts: ["account1", "account2", "account9"] });
+  assert.deepEqual(r.result, { paused: ["account1", "account2"] });
+  assert.deepEqual([...m.paused.keys()], ["account1", "account2"]);
+  r = await m.host.request("resume", { accounts: ["account1", "account2"] });
+  assert.deepEqual(r.result, { resumed: ["account1", "account2"] });
+  assert.equal(m.paused.size, 0);
+  r = await m.host.request("pause", { accounts: "account1" });
+  assert.equal(r.code, "invalid_request");
+  assert.equal(m.paused.size, 0);
+});
+
+test("a waiting change over a port: waiting events, status, cancel sent to the host; no notification while watched", async () => {
+  const held = heldChange();
+  let cancelled;
+  m.host.handlers.cancel = async req => {
+    cancelled = req.accountId;
+    return { cancelled: true };
+  };
+  const shown = m.shown.length;
+  const port = openPort();
+  port.send({ cmd: "change", accountId: "account1", current: "old-pw", new: "new-pw" });
+  await settle(10);
+  assert.deepEqual(port.events, [{ type: "waiting", ...WAIT }]);
+  const flow = (await command({ cmd: "status" })).result.flows.find(f => f.accountId === "account1");
+  assert.deepEqual(flow.waiting, WAIT);
+  assert.equal(flow.done, false);
+  // A popup opened later sees the wait at once.
+  const late = openPort();
+  late.send({ cmd: "watch", accountId: "account1" });
+  assert.deepEqual(late.events, [{ type: "waiting", ...WAIT }]);
+  const r = await command({ cmd: "cancel", accountId: "account1" });
+  assert.deepEqual(r, { ok: true, result: { cancelled: true } });
+  assert.equal(cancelled, "account1");
+  const waited = { checks: 0, failedLogins: 2, budget: 4, end: "cancelled" };
+  held.reject({ code: "verification_failed", message: "cancelled", changed: true, waited, accounts: MARIO });
+  await settle(10);
+  assert.equal(port.events.at(-1).type, "result");
+  assert.deepEqual(port.events.at(-1).error.waited, waited);
+  assert.equal(m.shown.length, shown, "no notification: the popup watched, and the user cancelled");
+  assert.equal((await command({ cmd: "cancel" })).error.code, "invalid_request");
+});
+
+test("a wait that ends while the popup is closed: a notification says stored, or still refused", async () => {
+  for (const [answer, title, text] of [
+    [
+      { ok: true, result: { changed: true, stored: true, accounts: MARIO, waited: { checks: 2, failedLogins: 3, budget: 4, end: "accepted" } } },
+      "Mail password saved",
+      /now accept the new password of “Mario”: it is saved/,
+    ],
+    [
+      { ok: false, error: { code: "verification_failed", changed: true, accounts: MARIO, waited: { checks: 2, failedLogins: 4, budget: 4, end: "budget_spent" } } },
+      "Mail password not saved",
+      /still refuse the new password of “Mario”.*I already changed it elsewhere/,
+    ],
+    [
+      { ok: false, error: { code: "outcome_unknown", changed: false, accounts: MARIO, waited: { checks: 2, failedLogins: 4, budget: 4, end: "schedule_over" } } },
+      "Mail password not saved",
+      /did not confirm the change.*nothing changed/,
+    ],
+    [
+      { ok: false, error: { code: "store_failed", changed: true, accounts: MARIO, waited: { checks: 1, failedLogins: 2, budget: 4, end: "accepted" } } },
+      "Mail password not saved",
+      /could not save it \(store_failed\)/,
+    ],
+  ]) {
+    const held = heldChange();
+    const port = openPort();
+    port.send({ cmd: "change", accountId: "account1", current: "old-pw", new: "new-pw" });
+    await settle(10);
+    port.close(); // the popup closed
+    const shown = m.shown.length;
+    answer.ok ? held.resolve(answer.result) : held.reject({ message: "m", ...answer.error });
+    await settle(10);
+    assert.equal(m.shown.length, shown + 1, title);
+    const n = m.shown.at(-1);
+    assert.equal(n.title, title);
+    assert.match(n.message, text);
+    assert.doesNotMatch(n.message, /new-pw|old-pw/);
+  }
+});
+
+test("the host exits while a change waits: every paused account is resumed", async () => {
+  heldChange();
+  await m.host.request("pause", { accounts: ["account1"] });
+  const done = command({ cmd: "change", accountId: "account1", current: "old-pw", new: "new-pw" });
+  await settle(10);
+  m.host.exit();
+  const r = await done;
+  assert.equal(r.error.code, "host_disconnected");
+  assert.equal(m.paused.size, 0);
+  assert.ok(m.checkCalls.includes("resumeAll"));
+  await command({ cmd: "hello" }); // reconnects for whatever follows
+});

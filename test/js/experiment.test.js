@@ -94,7 +94,7 @@ function smtpServer(host, username) {
 }
 
 // Loads the script; returns its global (functions, the API class) and the fakes.
-function load({ tb153 = true, accounts = [], unlock = () => true } = {}) {
+function load({ tb153 = true, accounts = [], unlock = () => true, biff = { calls: [] } } = {}) {
   const observers = new Map();
   const obs = {
     addObserver: (o, topic) => observers.set(topic, [...(observers.get(topic) ?? []), o]),
@@ -118,6 +118,10 @@ function load({ tb153 = true, accounts = [], unlock = () => true } = {}) {
       const bag = { props: {}, setPropertyAsAString: (k, v) => (bag.props[k] = v) };
       return bag;
     },
+    "@mozilla.org/messenger/biffManager;1": () => ({
+      removeServerBiff: server => biff.calls.push(`remove ${server.username}`),
+      addServerBiff: server => biff.calls.push(`add ${server.username}`),
+    }),
     "@mozilla.org/login-manager/loginInfo;1": () => ({
       init(origin, action, realm, username, password) {
         Object.assign(this, { origin, httpRealm: realm, username, password });
@@ -158,7 +162,7 @@ function load({ tb153 = true, accounts = [], unlock = () => true } = {}) {
   const api = new context.credsync({});
   const events = [];
   api.PERSISTENT_EVENTS.onLoginChanged({ fire: { async: change => events.push(change) } });
-  return { g: context, logins, events, observers };
+  return { g: context, api, logins, events, observers };
 }
 
 function mailbox({ tb153 = true } = {}) {
@@ -333,4 +337,27 @@ test("onLoginChanged: a mail login saved with another password, never the passwo
     { origin: "imap://h", username: "u", byCredsync: false },
     { origin: "smtp://h", username: "u", byCredsync: false },
   ]);
+});
+
+test("pauseChecks: the incoming servers leave the biff schedule in memory, no setting written; resumeChecks puts back exactly those", async () => {
+  const { accounts, imap, pop } = mailbox();
+  imap.doBiff = true;
+  imap.biffMinutes = 10;
+  pop.doBiff = false; // the user does not check this one: nothing to pause, nothing to put back
+  pop.biffMinutes = 10;
+  const biff = { calls: [] };
+  const { g, api } = load({ accounts, biff });
+  assert.deepEqual([...(await g.pauseChecks(["account1", "account2", "account9"]))], ["account1", "account2"]);
+  assert.deepEqual(biff.calls, ["remove mario"]);
+  assert.deepEqual([...(await g.pauseChecks(["account1"]))], ["account1"], "pauses nest");
+  assert.equal(imap.doBiff, true, "no setting written");
+  assert.deepEqual([...(await g.resumeChecks(["account1"]))], ["account1"]);
+  assert.deepEqual(biff.calls, ["remove mario"], "still paused once");
+  assert.deepEqual([...(await g.resumeChecks(["account1", "account2", "account9"]))], ["account1", "account2"]);
+  assert.deepEqual(biff.calls, ["remove mario", "add mario"]);
+  assert.deepEqual([...(await g.resumeChecks(["account1"]))], [], "not paused any more");
+  // A shutdown resumes whatever is still paused.
+  await g.pauseChecks(["account1"]);
+  api.onShutdown();
+  assert.deepEqual(biff.calls, ["remove mario", "add mario", "remove mario", "add mario"]);
 });

@@ -209,8 +209,27 @@ export function fakeMessenger(options = {}) {
     },
     tabs: { create: async details => ({ id: 1, ...details }) },
     windows: { openDefaultBrowser: async () => {} },
+    paused: new Map(), // account id -> pauses
+    checkCalls: [], // pauseChecks, resumeChecks, resumeAllChecks
     credsync: {
       onLoginChanged: event(),
+      pauseChecks: async ids => {
+        m.checkCalls.push(`pause ${ids.join(",")}`);
+        const known = ids.filter(id => (options.accounts ?? []).some(a => a.id === id));
+        known.forEach(id => m.paused.set(id, (m.paused.get(id) ?? 0) + 1));
+        return known;
+      },
+      resumeChecks: async ids => {
+        m.checkCalls.push(`resume ${ids.join(",")}`);
+        const known = ids.filter(id => m.paused.has(id));
+        known.forEach(id => (m.paused.get(id) > 1 ? m.paused.set(id, m.paused.get(id) - 1) : m.paused.delete(id)));
+        return known;
+      },
+      resumeAllChecks: async () => {
+        m.checkCalls.push("resumeAll");
+        m.paused.clear();
+      },
+      pausedChecks: async () => [...m.paused.keys()],
       listAccounts: async salt => {
         const accounts = structuredClone(options.accounts ?? []);
         const locked = options.locked === true;

@@ -264,6 +264,83 @@ async function writeLogins(salt, logins) {
   return { logins: states };
 }
 
+// ---- Thunderbird's own background checks (biff), paused while the host
+// waits for mail servers that lag behind the provider (PROTOCOL.md,
+// "pause"/"resume"): they would log in with the old password, which the
+// servers refuse once they caught up, each failure counting towards a
+// lockout. An account's incoming server leaves the biff manager's
+// schedule (nsIMsgBiffManager.removeServerBiff) in memory only: no
+// preference is written (check_new_mail, check_time stay as the user set
+// them), so a crash or a restart leaves nothing paused. resumeChecks puts
+// back exactly the servers pauseChecks took out (addServerBiff), and only
+// if they still check for new mail.
+const paused = new Map(); // account key -> {count, removed}
+
+function biffManager() {
+  return Cc["@mozilla.org/messenger/biffManager;1"].getService(Ci.nsIMsgBiffManager);
+}
+
+function incomingServer(key) {
+  for (const account of MailServices.accounts.accounts) {
+    if (account.key === key) {
+      return account.incomingServer ?? null;
+    }
+  }
+  return null;
+}
+
+function pauseChecks(keys) {
+  const done = [];
+  for (const key of new Set(keys)) {
+    const entry = paused.get(key);
+    const server = incomingServer(key);
+    if (entry) {
+      entry.count++;
+    } else if (server) {
+      const removed = Boolean(server.doBiff) && server.biffMinutes > 0;
+      if (removed) {
+        biffManager().removeServerBiff(server);
+      }
+      paused.set(key, { count: 1, removed });
+    } else {
+      continue;
+    }
+    done.push(key);
+  }
+  return done;
+}
+
+function resumeChecks(keys) {
+  const done = [];
+  for (const key of new Set(keys)) {
+    const entry = paused.get(key);
+    if (!entry) {
+      continue;
+    }
+    done.push(key);
+    if (--entry.count > 0) {
+      continue;
+    }
+    paused.delete(key);
+    const server = incomingServer(key);
+    if (entry.removed && server?.doBiff) {
+      biffManager().addServerBiff(server);
+    }
+  }
+  return done;
+}
+
+function resumeAll() {
+  for (const [key, entry] of paused) {
+    entry.count = 1;
+    try {
+      resumeChecks([key]);
+    } catch (e) {
+      console.error(`credsync: could not resume the checks of an account: ${e.name || "error"}`);
+    }
+  }
+}
+
 // passwordmgr-storage-changed: addLogin (subject nsILoginInfo) or
 // modifyLogin (subject nsIArray [old, new]) of a mail login.
 const listeners = new Set(); // fire objects of onLoginChanged
@@ -315,6 +392,7 @@ var credsync = class extends ExtensionCommon.ExtensionAPIPersistent {
 
   onShutdown() {
     Services.obs.removeObserver(this.observer, STORAGE_TOPIC);
+    resumeAll();
     ownWrites.clear();
     listeners.clear();
   }
@@ -337,6 +415,10 @@ var credsync = class extends ExtensionCommon.ExtensionAPIPersistent {
         listAccounts: guard("list_failed", listAccounts),
         readLogin: guard("internal_error", readLogin),
         writeLogins: guard("store_failed", writeLogins),
+        pauseChecks: guard("internal_error", async keys => pauseChecks(keys)),
+        resumeChecks: guard("internal_error", async keys => resumeChecks(keys)),
+        resumeAllChecks: guard("internal_error", async () => resumeAll()),
+        pausedChecks: guard("internal_error", async () => [...paused.keys()]),
         onLoginChanged: new ExtensionCommon.EventManager({ context, module: "credsync", event: "onLoginChanged", extensionApi: this }).api(),
       },
     };

@@ -38,6 +38,12 @@ type Options struct {
 	// the sandbox CA (for instance a self-signed or expired one, to test
 	// certificate pinning). CAPEM and CAPool still describe the sandbox CA.
 	Certificate *tls.Certificate
+	// Lag makes the mail servers lag behind the provider: a password
+	// changed at the change endpoint starts working on the IMAP, POP3 and
+	// SMTP servers only Lag after the change (the old one works until
+	// then), like a directory that has not replicated yet or a server's
+	// authentication cache. SetLag changes it later; 0 applies at once.
+	Lag time.Duration
 }
 
 // Login is one authentication attempt seen by a server.
@@ -74,6 +80,9 @@ type Sandbox struct {
 	users     map[string]string
 	mailboxes map[string]*imapmemserver.User
 	logins    []Login
+	lag       time.Duration
+	// lagging are changes the servers do not know yet, by user.
+	lagging map[string]pendingChange
 	// changeRequests counts the change endpoint's requests (ChangeRequests).
 	changeRequests int
 
@@ -112,6 +121,8 @@ func Start(opts Options) (*Sandbox, error) {
 		},
 		users:     make(map[string]string),
 		mailboxes: make(map[string]*imapmemserver.User),
+		lag:       opts.Lag,
+		lagging:   make(map[string]pendingChange),
 	}
 	for u, pw := range opts.Users {
 		s.SetPassword(u, pw)
@@ -215,6 +226,32 @@ func (s *Sandbox) SetPassword(user, password string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.users[user] = password
+	delete(s.lagging, user)
+}
+
+// SetLag sets how long the mail servers lag behind the change endpoint
+// (Options.Lag) for the changes made from now on.
+func (s *Sandbox) SetLag(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lag = d
+}
+
+// pendingChange is a password the change endpoint accepted and the mail
+// servers take from at on.
+type pendingChange struct {
+	password string
+	at       time.Time
+}
+
+// password is what the mail servers take for user now; the caller holds mu.
+func (s *Sandbox) password(user string) (string, bool) {
+	if p, ok := s.lagging[user]; ok && !time.Now().Before(p.at) {
+		s.users[user] = p.password
+		delete(s.lagging, user)
+	}
+	pw, ok := s.users[user]
+	return pw, ok
 }
 
 // Logins returns every authentication attempt seen so far, in order.
@@ -272,20 +309,29 @@ func (s *Sandbox) WriteCA(path string) error {
 func (s *Sandbox) check(protocol, addr, username, password string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	want, known := s.users[username]
+	want, known := s.password(username)
 	ok := known && subtle.ConstantTimeCompare([]byte(password), []byte(want)) == 1
 	s.logins = append(s.logins, Login{Protocol: protocol, Addr: addr, Username: username, Password: password, OK: ok})
 	return ok
 }
 
 // changePassword is the provider's password change: it succeeds only with
-// the right current password.
+// the right current password (the provider's own: with a lag, the one
+// changed last). With a lag, the mail servers take the new password only
+// lag from now.
 func (s *Sandbox) changePassword(username, current, next string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	want, known := s.users[username]
+	want, known := s.password(username)
+	if p, ok := s.lagging[username]; ok {
+		want = p.password
+	}
 	if !known || subtle.ConstantTimeCompare([]byte(current), []byte(want)) != 1 {
 		return false
+	}
+	if s.lag > 0 {
+		s.lagging[username] = pendingChange{password: next, at: time.Now().Add(s.lag)}
+		return true
 	}
 	s.users[username] = next
 	return true

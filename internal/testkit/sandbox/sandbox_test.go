@@ -447,3 +447,53 @@ func TestClose(t *testing.T) {
 		}
 	}
 }
+
+// With a lag, the change endpoint takes the new password at once, the mail
+// servers only Lag later: the old password works until then, the new one
+// after; the log records every attempt, so a test can count the failed
+// ones.
+func TestLag(t *testing.T) {
+	sb := start(t, sandbox.Options{Users: map[string]string{"alice": "old"}, Lag: 300 * time.Millisecond})
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: sb.CAPool}}, Timeout: 5 * time.Second}
+	resp, err := client.PostForm(sb.ChangeURL, url.Values{"username": {"alice"}, "current": {"old"}, "new": {"new"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("change: %d", resp.StatusCode)
+	}
+	login := func(pw string) error {
+		c, err := imapclient.DialTLS(sb.IMAPS, &imapclient.Options{TLSConfig: tlsConfig(sb)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.Login("alice", pw).Wait()
+	}
+	if login("new") == nil || login("old") != nil {
+		t.Fatal("during the lag the servers must refuse the new password and accept the old one")
+	}
+	// The provider knows the new password already: a second change needs it.
+	resp, err = client.PostForm(sb.ChangeURL, url.Values{"username": {"alice"}, "current": {"old"}, "new": {"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("a change with the password the provider replaced: %d", resp.StatusCode)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if login("new") != nil || login("old") == nil {
+		t.Fatal("after the lag the servers must accept the new password only")
+	}
+	failed := 0
+	for _, l := range sb.Logins() {
+		if !l.OK {
+			failed++
+		}
+	}
+	if failed != 2 {
+		t.Fatalf("%d failed logins in the log; want 2", failed)
+	}
+}
