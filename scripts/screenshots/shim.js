@@ -10,6 +10,7 @@
 //   messenger.runtime.sendMessage({cmd: "guided"})   not sent to a provider's page
 //   messenger.runtime.sendMessage({cmd: "status"})   no earlier change
 //   messenger.runtime.sendMessage({cmd: "check"})    the host's rules check: nothing broken
+//   messenger.runtime.sendMessage({cmd: "settings"}) the password checks: the defaults
 //   messenger.runtime.sendMessage({cmd: "openPage"}) guided mode (only on click): opens nothing
 //   messenger.accounts.getDefault()
 //   messenger.runtime.connect({name: "credsync"})    a change or a sync
@@ -192,6 +193,9 @@
     guided: () => ({ guided: null }),
     openPage: () => ({ url: "https://webmail.aclibresciane.it/", where: "tab" }),
     status: () => ({ flows: [] }),
+    settings: () => ({ autoPropagate: true, managed: null, minStrength: 0, breachCheck: false,
+                       breachUrl: "https://api.pwnedpasswords.com", breachFailClosed: false,
+                       locked: { minStrength: false, breachCheck: false, breachUrl: false, breachFailClosed: false } }),
   };
 
   function event() {
@@ -265,7 +269,13 @@
     }
   }
 
-  function ready() {
+  // Once the strength meter shows its estimate (its estimator loads at the
+  // first keystroke), at most 15 s after the state was reached.
+  function ready(tries = 300) {
+    if (document.getElementById("meter")?.dataset.state === "pending" && tries > 0) {
+      setTimeout(() => ready(tries - 1), 50);
+      return;
+    }
     document.activeElement?.blur();
     const root = document.documentElement;
     const fontSize = parseFloat(getComputedStyle(document.body).fontSize);
