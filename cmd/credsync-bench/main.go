@@ -39,7 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	coldN := flags.Int("cold", 100, "cold starts")
 	mailstack := flags.String("mailstack", mailstack.EnvPath(), "scripts/mailstack's env `file`")
 	tb := flags.String("thunderbird", "", `Thunderbird executable or directory for the store time and the popup; "off" skips them (default: the system one, then the 140 cache, for the store time; both for the popup)`)
-	ext := flags.String("extension", "extension", "the extension `directory`")
+	ext := flags.String("extension", "bin/credsync.xpi", "the add-on: the .xpi (`make xpi`), or a directory (without the popup's strength estimator)")
 	storeN := flags.Int("store", 10, "store requests timed in Thunderbird")
 	reopen := flags.Int("popup-reopen", 10, "popup reopenings timed per Thunderbird")
 	changes := flags.Int("popup-changes", 5, "password changes per Thunderbird, each followed by a timed popup opening")

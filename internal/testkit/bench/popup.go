@@ -37,7 +37,7 @@ type PopupConfig struct {
 	Thunderbird string // executable or directory; "" = System153, then the 140 cache
 	Credsync    string // the real host
 	Tap         string // the tap executable; "" = this program
-	Extension   string // extension directory
+	Extension   string // the add-on: the .xpi (make bench), or a directory (no strength meter)
 	Reopen      int    // reopenings timed (with no change in between)
 	Changes     int    // changes, each followed by a timed opening
 	Log         func(string, ...any)
@@ -128,6 +128,8 @@ type PopupTimes struct {
 	// sibling account sharing its login); Opening, of each reopening.
 	Change  []Messages
 	Opening []Messages
+	// Meter is the strength meter's time from a keystroke to its estimate.
+	Meter *MeterTimes
 }
 
 // All is every timed opening.
@@ -230,6 +232,10 @@ func MeasurePopup(ctx context.Context, cfg PopupConfig) (*PopupTimes, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.Meter, err = measureMeter(ctx, popup); err != nil {
+		return nil, fmt.Errorf("the strength meter: %w", err)
+	}
+	logf("popup: strength meter: %s", p.Meter)
 	for i := range cfg.Changes {
 		before, err := s.tapLines()
 		if err != nil {

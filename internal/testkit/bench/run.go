@@ -32,8 +32,8 @@ type Config struct {
 	// Thunderbird is the Thunderbird to measure the extension's store with:
 	// "" finds one (tbharness.System153, then the 140 cache), "off" skips.
 	Thunderbird string
-	// Extension is the extension directory for the Thunderbird
-	// measurement.
+	// Extension is the add-on for the Thunderbird measurement: the .xpi
+	// (make bench), or a directory (then without the strength meter).
 	Extension string
 	// StoreN is the number of store requests timed in Thunderbird.
 	StoreN int

@@ -42,7 +42,7 @@ type StoreConfig struct {
 	Thunderbird string // executable or directory; "" = System153, then the 140 cache
 	Credsync    string // the real host
 	Tap         string // the tap executable; "" = this program
-	Extension   string // extension directory
+	Extension   string // the add-on: the .xpi, or a directory
 	N           int
 	Log         func(string, ...any)
 }
@@ -237,8 +237,13 @@ func startSession(ctx context.Context, thunderbird, credsync, tap, ext string) (
 	if ext, err = filepath.Abs(ext); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(ext, "manifest.json")); err != nil {
+	// The .xpi (make bench builds it), or a directory holding manifest.json.
+	if st, err := os.Stat(ext); err != nil {
 		return nil, fmt.Errorf("extension: %w", err)
+	} else if st.IsDir() {
+		if _, err := os.Stat(filepath.Join(ext, "manifest.json")); err != nil {
+			return nil, fmt.Errorf("extension: %w", err)
+		}
 	}
 
 	s := &tbSession{bin: bin}
