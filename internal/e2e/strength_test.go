@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/hex"
@@ -75,6 +76,34 @@ func testItalianAdministrator(t *testing.T, bin, name string) {
 		!settings.Locked["minStrength"] || !settings.Locked["breachCheck"] || !settings.Locked["breachUrl"] || !settings.Locked["breachFailClosed"] {
 		t.Fatalf("settings %+v: want the administrator's, locked", settings)
 	}
+	// The options page shows them, and cannot change them.
+	u, err := e.tb.ExtensionURL(s.ctx, e.addonID, "options/options.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	options, err := e.tb.OpenPage(s.ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(s.ctx, 20*time.Second)
+	defer cancel()
+	var shown struct {
+		MinStrength string `json:"minStrength"`
+		URL         string `json:"url"`
+		Checked     bool   `json:"checked"`
+	}
+	if err := options.WaitFor(wctx, `
+const ids = ["min-strength", "breach-check", "breach-url", "breach-fail-closed"];
+const $ = id => document.getElementById(id);
+if (!ids.every(id => $(id).disabled && $(id + "-locked").textContent === "Impostato dal tuo amministratore.")) return null;
+return { minStrength: $("min-strength").value, url: $("breach-url").value, checked: $("breach-check").checked };`,
+		nil, 100*time.Millisecond, &shown); err != nil {
+		t.Errorf("the options page does not show the administrator's settings locked, in Italian: %v", err)
+	} else if shown.MinStrength != "3" || shown.URL != api.srv.URL+"/pwned" || !shown.Checked {
+		t.Errorf("the options page shows %+v", shown)
+	}
+	_ = options.Close(s.ctx)
+
 	if err := p.Select(s.ctx, s.acct.Key); err != nil {
 		t.Fatal(err)
 	}
