@@ -3,7 +3,7 @@
 // sandbox provider through the extension's own popup, and then logs in to
 // the sandbox's IMAP and SMTP servers with the new password without asking.
 //
-//	credsync-demo --credsync bin/credsync-sandbox --extension extension
+//	credsync-demo --credsync bin/credsync-sandbox --extension bin/credsync.xpi
 //
 // It builds nothing: `make demo` builds the host (and the .xpi) first, with
 // the build tag "sandbox" that adds the sandbox back-end (release builds
@@ -55,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o options
 	fs.StringVar(&o.credsync, "credsync", "bin/credsync-sandbox", "the credsync host `binary` to register, built with -tags sandbox")
-	fs.StringVar(&o.extension, "extension", "extension", "the extension to install: a `directory` or an .xpi")
+	fs.StringVar(&o.extension, "extension", "bin/credsync.xpi", "the add-on to install: the .xpi (`make xpi`), or a `directory` (without the popup's strength estimator)")
 	fs.StringVar(&o.thunderbird, "thunderbird", "", "Thunderbird `executable or directory` (default /usr/bin/thunderbird; a dpkg -x directory for 140)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary HOME, profile and Thunderbird log")
 	fs.BoolVar(&o.verbose, "v", false, "print the harness's own progress lines")
@@ -264,6 +264,14 @@ func (d *demo) run(ctx context.Context) error {
 	// 7. The change.
 	d.say("Typed the current password %s and the new password %s (twice) and clicked Change",
 		tbharness.Mask(oldPW), tbharness.Mask(newPW))
+	if err := popup.Select(ctx, acct.Key); err != nil {
+		return err
+	}
+	if m, err := popup.TypeNew(ctx, newPW, time.Minute); err != nil {
+		d.detail("the strength meter: %v", err)
+	} else {
+		d.detail("the strength meter under the new password: %s (estimated in the popup, never sent)", m.Word)
+	}
 	changeStart := time.Now()
 	o, err := popup.Change(ctx, acct.Key, oldPW, newPW, 2*time.Minute)
 	if err != nil {
