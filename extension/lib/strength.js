@@ -68,13 +68,15 @@ export function accountWords(account) {
 /**
  * What the meter shows for an estimate ({score, warning, suggestions} from
  * the worker; null for an empty field; {unavailable: true} when the
- * estimator could not run), with the administrator's minimum strength:
- * {state: "empty" | "ready" | "unavailable", score, level, word, warning,
- * suggestions, belowMinimum, minimum (the sentence naming it, or "")}.
+ * estimator could not run), with the minimum strength in force (set by
+ * the administrator when `byAdministrator`, else in the user's own
+ * settings): {state: "empty" | "ready" | "unavailable", score, level, word,
+ * warning, suggestions, belowMinimum, minimum (the sentence naming it, or
+ * "")}.
  */
-export function meterView(estimate, { minStrength = 0 } = {}) {
+export function meterView(estimate, { minStrength = 0, byAdministrator = true } = {}) {
   const min = clampMinimum(minStrength);
-  const minimum = min > 0 ? t("strengthMinimum", levelWord(min)) : "";
+  const minimum = min > 0 ? t(byAdministrator ? "strengthMinimum" : "strengthMinimumOwn", levelWord(min)) : "";
   if (!estimate) {
     return { state: "empty", score: null, level: "", word: "", warning: "", suggestions: [], belowMinimum: false, minimum };
   }
@@ -111,11 +113,12 @@ export function clampMinimum(value) {
 
 /**
  * The refusal of a new password below the administrator's minimum, as a
- * problem of the "new" field ([field, text, rule]), or null. The rule is
+ * problem of the "new" field ([field, text, rule]), or null (byAdministrator
+ * as for meterView). The rule is
  * too_weak (PROTOCOL.md: a strength below a configured minimum); an
  * estimate that could not be made is refused too while a minimum is set.
  */
-export function strengthProblem(estimate, { minStrength = 0 } = {}) {
+export function strengthProblem(estimate, { minStrength = 0, byAdministrator = true } = {}) {
   const min = clampMinimum(minStrength);
   if (min === 0) {
     return null;
@@ -125,7 +128,7 @@ export function strengthProblem(estimate, { minStrength = 0 } = {}) {
     return ["new", t("errStrengthUnavailable", levelWord(min)), "too_weak"];
   }
   if (view.state === "ready" && view.belowMinimum) {
-    return ["new", t("errStrengthBelow", view.word, levelWord(min)), "too_weak"];
+    return ["new", t(byAdministrator ? "errStrengthBelow" : "errStrengthBelowOwn", view.word, levelWord(min)), "too_weak"];
   }
   return null;
 }

@@ -340,7 +340,7 @@ function estimateNew(at = null) {
 function showMeter() {
   const box = $("meter");
   const inChange = view() === "change";
-  const shown = meterView(strength, { minStrength: checks?.minStrength ?? 0 });
+  const shown = meterView(strength, { minStrength: checks?.minStrength ?? 0, byAdministrator: !!checks?.locked?.minStrength });
   const minimum = $("meter-minimum");
   minimum.hidden = !inChange || !shown.minimum;
   minimum.textContent = shown.minimum;
@@ -369,7 +369,7 @@ function showMeter() {
 // problems of the field: [] or [["new", text, "too_weak"]]; undefined when
 // typing overtook the estimate.
 async function strengthProblems() {
-  const { minStrength } = await readChecks();
+  const { minStrength, locked } = await readChecks();
   if (!minStrength) {
     return [];
   }
@@ -378,7 +378,7 @@ async function strengthProblems() {
   if (estimate === undefined) {
     return undefined;
   }
-  const problem = strengthProblem(estimate, { minStrength });
+  const problem = strengthProblem(estimate, { minStrength, byAdministrator: !!locked?.minStrength });
   return problem ? [problem] : [];
 }
 

@@ -129,6 +129,7 @@ func TestThunderbird(t *testing.T) {
 			t.Run("propagate_incoming_to_outgoing_and_sibling", e.testPropagate)
 			t.Run("propagate_wrong_password", e.testPropagateWrongPassword)
 			t.Run("propagate_disabled", e.testPropagateDisabled)
+			t.Run("options_minimum_strength", e.testUserMinimum)
 			t.Run("propagate_wakes_event_page", e.testPropagateWakesEventPage)
 			t.Run("propagate_outgoing_first", e.testPropagateOutgoingFirst)
 			t.Run("guided_no_backend", e.testGuided)

@@ -228,6 +228,85 @@ return { minStrength: $("min-strength").value, url: $("breach-url").value, check
 	s.wantLogin("imap://127.0.0.1", user, later)
 }
 
+// A minimum strength the user set in the options page (the administrator
+// set none): the popup refuses a weaker new password, naming the user's
+// settings, and lets a strong one through.
+func (e *env) testUserMinimum(t *testing.T) {
+	const user, old, new = "lia", "Lia-old-pw-1", "Quercia-Lavagna-Torrente-83"
+	e.sb.SetPassword(user, old)
+	s := e.newScenario(t, tbharness.AccountSpec{
+		Type:     "imap",
+		Incoming: sslServer(t, e.sb.IMAPS, user, old),
+		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
+	}, old, new)
+	u, err := e.tb.ExtensionURL(s.ctx, e.addonID, "options/options.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	options, err := e.tb.OpenPage(s.ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer options.Close(s.ctx)
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.popup.Command(c, map[string]any{"cmd": "setSettings", "minStrength": 0}, nil); err != nil {
+			t.Errorf("no minimum again: %v", err)
+		}
+	})
+	wctx, cancel := context.WithTimeout(s.ctx, 20*time.Second)
+	defer cancel()
+	var saved string
+	if err := options.WaitFor(wctx, `
+const $ = id => document.getElementById(id);
+const select = $("min-strength");
+if (!select || select.disabled || select.value !== "0" || !$("breach-url").disabled) return null; // loaded: no minimum, breach check off
+select.value = "4";
+select.dispatchEvent(new Event("change", { bubbles: true }));
+return true;`, nil, 100*time.Millisecond, nil); err != nil {
+		t.Fatalf("options page: the password checks are not shown unlocked, without a minimum: %v", err)
+	}
+	if err := options.WaitFor(wctx, `return document.getElementById("checks-saved").textContent;`, nil, 100*time.Millisecond, &saved); err != nil || saved != "Saved." {
+		t.Fatalf("options page says %q (%v), want Saved.", saved, err)
+	}
+
+	// The popup reads the settings when it opens.
+	if err := s.popup.Reload(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.popup.Select(s.ctx, s.acct.Key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.popup.WaitView(s.ctx, "change", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	changes := e.sb.ChangeRequests()
+	if _, err := s.popup.Type(s.ctx, tbharness.Field{ID: "current", Value: old}, tbharness.Field{ID: "new", Value: "Lombardia2024"},
+		tbharness.Field{ID: "repeat", Value: "Lombardia2024"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.popup.Click(s.ctx, "change"); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.popup.WaitFieldRule(s.ctx, "new", "too_weak", 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.FieldErrors["new"] != "Too easy to guess (“weak”): your settings require at least “strong”. Choose a longer or less common password." {
+		t.Errorf("the refusal says %q", v.FieldErrors["new"])
+	}
+	if m, err := s.popup.Meter(s.ctx); err != nil || m.Minimum != "Your settings require at least “strong”." || m.Word != "Strength: weak" {
+		t.Errorf("the meter shows %+v (%v)", m, err)
+	}
+	if n := e.sb.ChangeRequests(); n != changes {
+		t.Errorf("the provider saw %d change requests for a password below the minimum", n-changes)
+	}
+	o := s.change()
+	s.wantSuccess(o, true)
+	s.wantLogin("imap://127.0.0.1", user, new)
+}
+
 // rangeAPI is a k-anonymity range API (Pwned Passwords' GET
 // /range/<5 hex>) on 127.0.0.1 with a certificate of the sandbox CA. It
 // records each request and lists the passwords given to list().

@@ -88,6 +88,12 @@ test("strengthProblem: a change below the minimum is refused (too_weak); at or a
   assert.equal(s.strengthProblem({ score: 0 }, { minStrength: 0 }), null);
   assert.equal(s.strengthProblem({ score: 0 }, {}), null);
   assert.equal(s.strengthProblem({ score: 0 }, { minStrength: 9 }), null, "an invalid minimum is none");
+  assert.deepEqual(s.strengthProblem({ score: 2 }, { minStrength: 4, byAdministrator: false }), [
+    "new",
+    "Too easy to guess (“fair”): your settings require at least “strong”. Choose a longer or less common password.",
+    "too_weak",
+  ], "a minimum the user set is the user's");
+  assert.equal(s.meterView({ score: 2 }, { minStrength: 4, byAdministrator: false }).minimum, "Your settings require at least “strong”.");
   const [field, text, rule] = s.strengthProblem({ unavailable: true }, { minStrength: 1 });
   assert.deepEqual([field, rule], ["new", "too_weak"]);
   assert.match(text, /could not be estimated.*at least “weak”/);
