@@ -34,6 +34,13 @@ type Options struct {
 	// refuse: IMAP advertises LOGINDISABLED, SMTP offers no AUTH, POP3
 	// answers USER with -ERR [AUTH].
 	AllowInsecureAuth bool
+	// Expired lists users whose password has expired: IMAP answers their
+	// right password with NO [EXPIRED] (RFC 5530), SMTP with 432 4.7.12
+	// "A password transition is needed" (RFC 4954), POP3 with -ERR [AUTH]
+	// "Password expired"; a wrong password is refused as usual. The
+	// sandbox's change endpoint still changes it (SetExpired, ChangeURL),
+	// and a change clears it.
+	Expired []string
 	// Certificate, if set, is served instead of the certificate signed by
 	// the sandbox CA (for instance a self-signed or expired one, to test
 	// certificate pinning). CAPEM and CAPool still describe the sandbox CA.
@@ -72,6 +79,7 @@ type Sandbox struct {
 
 	mu        sync.Mutex
 	users     map[string]string
+	expired   map[string]bool
 	mailboxes map[string]*imapmemserver.User
 	logins    []Login
 
@@ -109,10 +117,14 @@ func Start(opts Options) (*Sandbox, error) {
 			MinVersion:   tls.VersionTLS12,
 		},
 		users:     make(map[string]string),
+		expired:   make(map[string]bool),
 		mailboxes: make(map[string]*imapmemserver.User),
 	}
 	for u, pw := range opts.Users {
 		s.SetPassword(u, pw)
+	}
+	for _, u := range opts.Expired {
+		s.SetExpired(u, true)
 	}
 	if err := s.start(); err != nil {
 		s.Close()
@@ -215,6 +227,18 @@ func (s *Sandbox) SetPassword(user, password string) {
 	s.users[user] = password
 }
 
+// SetExpired marks (or unmarks) a user's password as expired (see
+// Options.Expired). It takes effect at the next login.
+func (s *Sandbox) SetExpired(user string, expired bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if expired {
+		s.expired[user] = true
+	} else {
+		delete(s.expired, user)
+	}
+}
+
 // Logins returns every authentication attempt seen so far, in order.
 func (s *Sandbox) Logins() []Login {
 	s.mu.Lock()
@@ -265,15 +289,37 @@ func (s *Sandbox) WriteCA(path string) error {
 	return os.WriteFile(path, s.CAPEM, 0o644)
 }
 
+// verdict is what a server answers one authentication attempt.
+type verdict int
+
+const (
+	refused  verdict = iota // wrong user name or password
+	accepted                // right, and in force
+	expired                 // right, but expired (Options.Expired)
+)
+
 // check records an attempt on the server at addr and reports whether
 // username/password are right.
 func (s *Sandbox) check(protocol, addr, username, password string) bool {
+	return s.checkExpiry(protocol, addr, username, password) == accepted
+}
+
+// checkExpiry is check that also tells a right but expired password. An
+// expired password is recorded as a login that was not OK.
+func (s *Sandbox) checkExpiry(protocol, addr, username, password string) verdict {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	want, known := s.users[username]
-	ok := known && subtle.ConstantTimeCompare([]byte(password), []byte(want)) == 1
-	s.logins = append(s.logins, Login{Protocol: protocol, Addr: addr, Username: username, Password: password, OK: ok})
-	return ok
+	right := known && subtle.ConstantTimeCompare([]byte(password), []byte(want)) == 1
+	v := refused
+	switch {
+	case right && s.expired[username]:
+		v = expired
+	case right:
+		v = accepted
+	}
+	s.logins = append(s.logins, Login{Protocol: protocol, Addr: addr, Username: username, Password: password, OK: v == accepted})
+	return v
 }
 
 // changePassword is the provider's password change: it succeeds only with
@@ -286,5 +332,6 @@ func (s *Sandbox) changePassword(username, current, next string) bool {
 		return false
 	}
 	s.users[username] = next
+	delete(s.expired, username)
 	return true
 }
