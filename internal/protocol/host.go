@@ -69,6 +69,7 @@ var handlers = map[string]handler{
 	"change":    change,
 	"sync":      syncRequest,
 	"propagate": propagate,
+	"expiry":    expiry,
 }
 
 // session is one connection: the frame writer, and the host's own requests
