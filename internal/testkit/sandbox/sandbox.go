@@ -41,6 +41,9 @@ type Options struct {
 	// sandbox's change endpoint still changes it (SetExpired, ChangeURL),
 	// and a change clears it.
 	Expired []string
+	// ExpiresAt gives users' password expiry dates, which the expiry
+	// endpoint (ExpiryURL) reports; a user without one never expires.
+	ExpiresAt map[string]time.Time
 	// Certificate, if set, is served instead of the certificate signed by
 	// the sandbox CA (for instance a self-signed or expired one, to test
 	// certificate pinning). CAPEM and CAPool still describe the sandbox CA.
@@ -73,6 +76,9 @@ type Sandbox struct {
 	SMTPS      string // SMTP submission, implicit TLS
 	Submission string // SMTP submission, STARTTLS
 	ChangeURL  string // https://127.0.0.1:port/change
+	// ExpiryURL answers when a user's password expires (the sandbox
+	// back-end's ExpiryReader): https://127.0.0.1:port/expiry.
+	ExpiryURL string
 
 	opts      Options
 	tlsConfig *tls.Config
@@ -80,6 +86,7 @@ type Sandbox struct {
 	mu        sync.Mutex
 	users     map[string]string
 	expired   map[string]bool
+	expiresAt map[string]time.Time
 	mailboxes map[string]*imapmemserver.User
 	logins    []Login
 
@@ -118,7 +125,11 @@ func Start(opts Options) (*Sandbox, error) {
 		},
 		users:     make(map[string]string),
 		expired:   make(map[string]bool),
+		expiresAt: make(map[string]time.Time),
 		mailboxes: make(map[string]*imapmemserver.User),
+	}
+	for u, at := range opts.ExpiresAt {
+		s.SetExpiresAt(u, at)
 	}
 	for u, pw := range opts.Users {
 		s.SetPassword(u, pw)
@@ -181,6 +192,7 @@ func (s *Sandbox) start() error {
 		return err
 	}
 	s.ChangeURL = "https://" + addr + "/change"
+	s.ExpiryURL = "https://" + addr + "/expiry"
 	serve(func() error { return s.httpServer.Serve(ln) })
 	return nil
 }
@@ -236,6 +248,17 @@ func (s *Sandbox) SetExpired(user string, expired bool) {
 		s.expired[user] = true
 	} else {
 		delete(s.expired, user)
+	}
+}
+
+// SetExpiresAt sets when a user's password expires (the zero time: never).
+func (s *Sandbox) SetExpiresAt(user string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at.IsZero() {
+		delete(s.expiresAt, user)
+	} else {
+		s.expiresAt[user] = at.UTC()
 	}
 }
 
@@ -333,5 +356,25 @@ func (s *Sandbox) changePassword(username, current, next string) bool {
 	}
 	s.users[username] = next
 	delete(s.expired, username)
+	delete(s.expiresAt, username)
 	return true
+}
+
+// expiryOf is what the expiry endpoint answers for one check, recorded as
+// a login of protocol "expiry": the state, and the date for "expires".
+func (s *Sandbox) expiryOf(addr, username, password string) (state string, at time.Time, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want, known := s.users[username]
+	right := known && subtle.ConstantTimeCompare([]byte(password), []byte(want)) == 1
+	s.logins = append(s.logins, Login{Protocol: "expiry", Addr: addr, Username: username, Password: password, OK: right})
+	switch at, dated := s.expiresAt[username]; {
+	case !right:
+		return "", time.Time{}, false
+	case s.expired[username] || dated && !at.After(time.Now()):
+		return "expired", at, true
+	case dated:
+		return "expires", at, true
+	}
+	return "never", time.Time{}, true
 }
