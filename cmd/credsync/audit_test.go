@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/credsync/credsync/internal/audit"
+	"github.com/credsync/credsync/internal/testkit/wine"
 )
 
 // A change on the command line writes its audit record like the popup's
@@ -41,9 +42,9 @@ func TestMain(m *testing.M) {
 // and returns where the log goes.
 func privateState(t *testing.T) string {
 	t.Helper()
-	t.Setenv("XDG_STATE_HOME", t.TempDir())
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("LOCALAPPDATA", t.TempDir())
+	t.Setenv("XDG_STATE_HOME", wine.TempDir(t))
+	t.Setenv("HOME", wine.TempDir(t))
+	t.Setenv("LOCALAPPDATA", wine.TempDir(t))
 	path, err := audit.DefaultPath()
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +124,7 @@ func TestChangeCommandReportsAuditFailure(t *testing.T) {
 		t.Skip("symbolic links need privileges on Windows")
 	}
 	path := privateState(t)
-	target := filepath.Join(t.TempDir(), "precious")
+	target := filepath.Join(wine.TempDir(t), "precious")
 	if err := os.WriteFile(target, []byte("keep\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

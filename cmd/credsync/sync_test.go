@@ -20,6 +20,7 @@ import (
 	"github.com/credsync/credsync/internal/audit"
 	"github.com/credsync/credsync/internal/localsock"
 	"github.com/credsync/credsync/internal/protocol"
+	"github.com/credsync/credsync/internal/testkit/wine"
 	"github.com/credsync/credsync/internal/verify"
 	"github.com/credsync/credsync/internal/wire"
 )
@@ -258,7 +259,7 @@ func TestSyncCommandThroughTheHost(t *testing.T) {
 			"incoming": endpointJSON("pop3", sb.POP3S, user), "outgoing": endpointJSON("smtp", sb.SMTPS, "bob")},
 	}
 	saved := map[string]string{"imap://localhost\n" + user: "old-Pass1", "smtp://localhost\n" + user: "old-Pass1", "mailbox://localhost\n" + user: "old-Pass1"}
-	auditPath := filepath.Join(t.TempDir(), "audit.log")
+	auditPath := filepath.Join(wine.TempDir(t), "audit.log")
 	x := startHost(t, verify.Trust{Roots: sb.CAPool}, accounts, saved, auditPath)
 
 	// account2 sends as bob, whom the SMTP server does not know: the one
@@ -331,7 +332,7 @@ func TestSyncHostGoesAway(t *testing.T) {
 }
 
 func TestLogCommand(t *testing.T) {
-	state := t.TempDir()
+	state := wine.TempDir(t)
 	t.Setenv("XDG_STATE_HOME", state)
 	var stdout, stderr bytes.Buffer
 	if code := runLog(nil, &stdout, &stderr); code != exitOK || stdout.Len() != 0 || !strings.Contains(stderr.String(), "no audit log yet") {

@@ -19,6 +19,7 @@ import (
 	"github.com/credsync/credsync/internal/audit"
 	"github.com/credsync/credsync/internal/localsock"
 	"github.com/credsync/credsync/internal/testkit/sandbox"
+	"github.com/credsync/credsync/internal/testkit/wine"
 	"github.com/credsync/credsync/internal/verify"
 	"github.com/credsync/credsync/internal/wire"
 )
@@ -446,7 +447,7 @@ func TestSocketLifetime(t *testing.T) {
 func TestAuditLogHoldsNoPassword(t *testing.T) {
 	const canary = "Canary-pw-5b8e1d"
 	sb, trust := socketSandbox(t, "old-Passw0rd!")
-	path := filepath.Join(t.TempDir(), "state", "audit.log")
+	path := filepath.Join(wine.TempDir(t), "state", "audit.log")
 	x := startThunderbird(t, &Host{Version: "test", Trust: trust, Audit: (&audit.Log{Path: path}).Write},
 		acct("account1", "", srv("imap", sb.IMAPS, user), srv("smtp", sb.SMTPS, user)),
 		acct("account2", "", srv("pop3", sb.POP3S, user), nil),
