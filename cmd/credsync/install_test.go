@@ -153,11 +153,15 @@ func TestInstallSystemPermissionDenied(t *testing.T) {
 }
 
 func TestInstallPrint(t *testing.T) {
-	code, out, errOut := nmCLI(t, runInstall, "--print", "--binary", "/usr/bin/credsync")
+	bin := "/usr/bin/credsync"
+	if runtime.GOOS == "windows" {
+		bin = `C:\Program Files\credsync\credsync.exe`
+	}
+	code, out, errOut := nmCLI(t, runInstall, "--print", "--binary", bin)
 	if code != 0 || errOut != "" {
 		t.Fatalf("install --print: %d %s", code, errOut)
 	}
-	want, _ := nmhost.NewManifest("/usr/bin/credsync").JSON()
+	want, _ := nmhost.NewManifest(bin).JSON()
 	if out != string(want) {
 		t.Errorf("install --print =\n%s\nwant\n%s", out, want)
 	}
