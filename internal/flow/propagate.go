@@ -2,7 +2,6 @@ package flow
 
 import (
 	"context"
-
 )
 
 // Propagate follows a password Thunderbird saved for login l (its own

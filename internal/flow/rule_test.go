@@ -80,6 +80,18 @@ func TestWhichLoginsAPasswordBelongsTo(t *testing.T) {
 		touched: []string{"alice:incoming,outgoing", "relay:outgoing"},
 		servers: 2,
 	}, {
+		name: "the same incoming login, another outgoing user",
+		accounts: []Account{
+			acct("a", "imap:mail.example.org:alice", "smtp:smtp.example.org:alice"),
+			acct("b", "imap:mail.example.org:alice", "smtp:smtp.example.org:bob"),
+		},
+		account: "b",
+		// b's two servers share b's password, so alice's login follows on
+		// both accounts; bob's own SMTP login is b's outgoing one.
+		logins:  []string{"imap://mail.example.org alice", "smtp://smtp.example.org alice", "smtp://smtp.example.org bob"},
+		touched: []string{"a:incoming,outgoing", "b:incoming,outgoing"},
+		servers: 3,
+	}, {
 		name: "host-name case",
 		accounts: []Account{
 			acct("a1", "imap:Mail.Example.ORG:alice", "smtp:mail.example.org:alice"),

@@ -372,7 +372,7 @@ func TestProviderWords(t *testing.T) {
 	}{
 		{"  Password\t non\n accettata  ", []string{"Segreta-1!"}, "Password non accettata"},
 		{"la tua Segreta-1! non va", []string{"Segreta-1!"}, "la tua *** non va"},
-		{"echoed with a tab: two words", []string{"two\twords"}, ""},
+		{"echoed with a tab: two words", []string{"two\twords"}, "echoed with a tab: ***"}, // masked in its blanked form too (internal/redact)
 		{"echoed in upper case: SEGRETA-1!", []string{"Segreta-1!"}, ""},
 		{"any text", []string{"abc"}, ""},
 		{long, []string{"Segreta-1!"}, strings.TrimSpace(long)[:199] + "…"},

@@ -191,7 +191,8 @@ func TestHostHygiene(t *testing.T) {
 	scanOutput("credsync change stdout", []byte(stdout))
 	scanOutput("credsync change stderr", []byte(stderr))
 	code, stdout, stderr = runCLI(t, bin, env, "", "log", "-n", "0")
-	if code != 0 || strings.Count(stdout, "\n") != 5 {
+	// Five flows of the host, then the command line's change.
+	if code != 0 || strings.Count(stdout, "\n") != 6 {
 		t.Fatalf("credsync log: exit %d\n%s%s", code, stdout, stderr)
 	}
 	scanOutput("credsync log stdout", []byte(stdout))
@@ -206,9 +207,10 @@ func TestHostHygiene(t *testing.T) {
 	}
 	recs, bad, err := audit.Tail(f, 0)
 	f.Close()
-	if err != nil || bad != 0 || len(recs) != 5 {
-		// The host's flows (the killed one never ended); the commands keep no log.
-		t.Fatalf("audit log: %d records, %d bad, %v; want 5", len(recs), bad, err)
+	if err != nil || bad != 0 || len(recs) != 6 {
+		// The host's five flows (the killed one never ended) and the
+		// command line's change.
+		t.Fatalf("audit log: %d records, %d bad, %v; want 6", len(recs), bad, err)
 	}
 
 	// 4. Everything written or shown.
