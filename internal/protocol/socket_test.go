@@ -421,7 +421,7 @@ func TestSocketLifetime(t *testing.T) {
 		}
 	})
 	t.Run("a taken socket is tried again", func(t *testing.T) {
-		wine.Skip(t, "Wine 8.0 lets a second listener create a named pipe that exists (FILE_FLAG_FIRST_PIPE_INSTANCE is ignored), so the socket is never taken")
+		wine.Skip(t, "Wine 8.0 lets a second listener create a named pipe that exists (NtCreateNamedPipeFile ignores FILE_CREATE), so the socket is never taken")
 		tb := startThunderbird(t, &Host{Version: "test", ListenRetry: 20 * time.Millisecond})
 		// The host listens only after its first request: take the socket first.
 		other, _, err := localsock.Listen()
