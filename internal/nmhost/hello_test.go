@@ -172,7 +172,11 @@ func TestRunHelloLingeringHost(t *testing.T) {
 	// A host that answers but does not exit on EOF is still healthy; it is
 	// killed at the deadline.
 	bin, manifest := helloFixture(t, "linger")
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	deadline := 500 * time.Millisecond
+	if wine.Detected() {
+		deadline = 5 * time.Second // a process takes up to seconds to start under Wine on a busy machine
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	if _, err := RunHello(ctx, bin, manifest, ExtensionID); err != nil {
 		t.Errorf("RunHello(lingering host) = %v", err)
