@@ -20,6 +20,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/credsync/credsync/internal/testkit/sandbox"
+	"github.com/credsync/credsync/internal/testkit/wine"
 )
 
 func start(t *testing.T, opts sandbox.Options) *sandbox.Sandbox {
@@ -386,7 +387,7 @@ func TestChangePassword(t *testing.T) {
 
 func TestCustomCertificateAndWriteCA(t *testing.T) {
 	sb := start(t, sandbox.Options{})
-	path := filepath.Join(t.TempDir(), "ca.pem")
+	path := filepath.Join(wine.TempDir(t), "ca.pem")
 	if err := sb.WriteCA(path); err != nil {
 		t.Fatal(err)
 	}
