@@ -37,7 +37,7 @@ FUZZ_TARGETS := \
 
 include scripts/integration.mk
 
-.PHONY: all build xpi test test-unit test-js test-fuzz test-e2e lint lint-go lint-js fuzz bench cross demo thunderbird clean
+.PHONY: all build xpi test test-unit test-windows test-js test-fuzz test-e2e lint lint-go lint-js fuzz bench cross demo thunderbird clean
 
 all: build xpi
 
@@ -56,7 +56,7 @@ xpi: $(ZXCVBN)
 	$(GO) run ./scripts/xpi -o $(BIN)/credsync.xpi -npm scripts/zxcvbn extension
 
 # The README's test command, and all that .ci/run calls.
-test: lint test-js test-unit test-fuzz cross test-integration test-e2e test-e2e-stack test-dist
+test: lint test-js test-unit test-fuzz cross test-windows test-integration test-e2e test-e2e-stack test-dist
 
 # Every package, scripts/own-code-check's planted-copy test included.
 test-unit:
@@ -80,6 +80,7 @@ lint-go:
 	@out="$$(gofmt -l cmd internal scripts)"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags 'e2e integration' ./...
+	GOOS=windows $(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags 'e2e integration' ./...
 	$(GO) run ./scripts/own-code-check
@@ -115,7 +116,18 @@ bench: xpi
 # The host must build for every OS Thunderbird runs on.
 cross:
 	GOOS=windows GOARCH=amd64 $(BUILD) -o /dev/null ./cmd/credsync
+	GOOS=windows GOARCH=arm64 $(BUILD) -o /dev/null ./cmd/credsync
+	GOOS=darwin GOARCH=amd64 $(BUILD) -o /dev/null ./cmd/credsync
 	GOOS=darwin GOARCH=arm64 $(BUILD) -o /dev/null ./cmd/credsync
+
+# The tests of every package of the Windows build, and the Windows
+# end-to-end scenario with the release credsync.exe (install, the registry,
+# a host started as Thunderbird starts it, sync through the named pipe,
+# doctor, uninstall), under Wine in a fresh prefix: scripts/wine-test.
+# scripts/wine-setup installs Wine from Debian's packages when missing.
+test-windows:
+	GOOS=windows GOARCH=amd64 $(BUILD) -o $(BIN)/windows-amd64/credsync.exe ./cmd/credsync
+	GO="$(GO)" CREDSYNC_EXE=$(BIN)/windows-amd64/credsync.exe scripts/wine-test
 
 # The whole product in a real headless Thunderbird against an embedded sandbox.
 demo: xpi thunderbird

@@ -1,3 +1,5 @@
+//go:build !windows
+
 // Command credsync-bench measures credsync against its protocols' floors
 // and prints the results as Markdown tables (`make bench`;
 // docs/benchmarks.md explains every number).

@@ -1,3 +1,5 @@
+//go:build !windows
+
 // Command credsync-demo shows the whole product working: a real, headless
 // Thunderbird with the credsync extension changes a mailbox password at a
 // sandbox provider through the extension's own popup, and then logs in to

@@ -4,46 +4,77 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/credsync/credsync/internal/audit"
+	"github.com/credsync/credsync/internal/testkit/wine"
 )
 
 // A change on the command line writes its audit record like the popup's
 // (issue 19, item 4): README promises "one line per password change or
 // sync".
 
+// userStateVars locate a user's files and credsync's state: the audit log
+// (XDG_STATE_HOME or HOME on Unix, %LOCALAPPDATA% on Windows), the manifests
+// (HOME; %LOCALAPPDATA% and %ProgramData% on Windows), the socket
+// (XDG_RUNTIME_DIR) and whatever else a library may read (USERPROFILE is
+// Windows' home directory, %APPDATA% its roaming profile).
+var userStateVars = []string{
+	"HOME", "XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
+	"USERPROFILE", "LOCALAPPDATA", "APPDATA", "ProgramData",
+}
+
 // TestMain gives the whole test binary a private home and state
 // directory: since "credsync change" writes the audit log, no test of this
-// package may reach the real user's log (or any other file of theirs).
+// package may reach the real user's log (or any other file of theirs), on
+// any OS. (Windows' registry and the user's named pipe cannot be made
+// private: tests that write the registry run only under Wine, in a
+// throwaway prefix.)
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "credsync-cmd-test-")
 	if err != nil {
 		panic(err)
 	}
-	for k, sub := range map[string]string{"HOME": "home", "XDG_STATE_HOME": "state", "LOCALAPPDATA": "localappdata"} {
-		d := filepath.Join(dir, sub)
+	// The go command that TestReleaseBuildHasNoSandbox runs keeps the
+	// developer's build and module caches and go env file, which live
+	// under the directories replaced below (without them it rebuilds
+	// everything: 90 s).
+	if goTool, err := exec.LookPath("go"); err == nil {
+		vars := []string{"GOCACHE", "GOMODCACHE", "GOENV"}
+		if out, err := exec.Command(goTool, append([]string{"env"}, vars...)...).Output(); err == nil {
+			for i, v := range strings.Split(strings.TrimRight(string(out), "\r\n"), "\n") {
+				if v = strings.TrimSpace(v); v != "" && i < len(vars) {
+					os.Setenv(vars[i], v)
+				}
+			}
+		}
+	}
+	for _, k := range userStateVars {
+		d := filepath.Join(dir, strings.ToLower(k))
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			panic(err)
 		}
 		os.Setenv(k, d)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	wine.RemoveAll(dir)
 	os.Exit(code)
 }
 
 // privateState points the audit log (and everything else under the user's
 // home) at fresh directories, so that no real user file is read or written,
-// and returns where the log goes.
+// and returns where the log goes. XDG_RUNTIME_DIR stays (see runtimeDir).
 func privateState(t *testing.T) string {
 	t.Helper()
-	t.Setenv("XDG_STATE_HOME", t.TempDir())
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("LOCALAPPDATA", t.TempDir())
+	for _, k := range userStateVars {
+		if k != "XDG_RUNTIME_DIR" {
+			t.Setenv(k, wine.TempDir(t))
+		}
+	}
 	path, err := audit.DefaultPath()
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +154,7 @@ func TestChangeCommandReportsAuditFailure(t *testing.T) {
 		t.Skip("symbolic links need privileges on Windows")
 	}
 	path := privateState(t)
-	target := filepath.Join(t.TempDir(), "precious")
+	target := filepath.Join(wine.TempDir(t), "precious")
 	if err := os.WriteFile(target, []byte("keep\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/credsync/credsync/internal/testkit/sandbox"
+	"github.com/credsync/credsync/internal/testkit/wine"
 )
 
 const (
@@ -181,7 +182,7 @@ func TestChangeCommandBreachCheck(t *testing.T) {
 		fmt.Fprintf(w, "%s:3\r\n", hash[5:])
 	}))
 	defer api.Close()
-	both := filepath.Join(t.TempDir(), "both.pem")
+	both := filepath.Join(wine.TempDir(t), "both.pem")
 	pemBytes := append(append([]byte{}, sb.CAPEM...), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: api.Certificate().Raw})...)
 	if err := os.WriteFile(both, pemBytes, 0o644); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/credsync/credsync/internal/nmhost"
+	"github.com/credsync/credsync/internal/testkit/wine"
 )
 
 func nmCLI(t *testing.T, fn func([]string, io.Writer, io.Writer) int, args ...string) (int, string, string) {
@@ -42,7 +43,7 @@ func nmScriptHost(t *testing.T) string {
 		"head -c %d >/dev/null\n"+
 		"printf '%s'\n"+
 		"cat >/dev/null\n", nmhost.ExtensionID, request, printf.String())
-	p := filepath.Join(t.TempDir(), "credsync")
+	p := filepath.Join(wine.TempDir(t), "credsync")
 	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func nmScriptHost(t *testing.T) string {
 }
 
 func TestInstallDoctorUninstallCommands(t *testing.T) {
-	home, root := t.TempDir(), t.TempDir()
+	home, root := wine.TempDir(t), wine.TempDir(t)
 	bin := nmScriptHost(t)
 	env := []string{"--home", home, "--root", root}
 	userPath := filepath.Join(home, ".mozilla", "native-messaging-hosts", "credsync.json")
@@ -117,7 +118,7 @@ func TestInstallSystemCommand(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("--root is not supported on Windows")
 	}
-	home, root := t.TempDir(), t.TempDir()
+	home, root := wine.TempDir(t), wine.TempDir(t)
 	bin := nmScriptHost(t)
 	code, out, errOut := nmCLI(t, runInstall, "--system", "--home", home, "--root", root, "--binary", bin, "--extension-id", "a@x", "--extension-id", "b@x")
 	if code != 0 {
@@ -140,7 +141,7 @@ func TestInstallSystemPermissionDenied(t *testing.T) {
 	if runtime.GOOS == "windows" || os.Geteuid() == 0 {
 		t.Skip("needs a non-root Unix user")
 	}
-	root := t.TempDir()
+	root := wine.TempDir(t)
 	if err := os.Chmod(root, 0o555); err != nil {
 		t.Fatal(err)
 	}
@@ -152,16 +153,20 @@ func TestInstallSystemPermissionDenied(t *testing.T) {
 }
 
 func TestInstallPrint(t *testing.T) {
-	code, out, errOut := nmCLI(t, runInstall, "--print", "--binary", "/usr/bin/credsync")
+	bin := "/usr/bin/credsync"
+	if runtime.GOOS == "windows" {
+		bin = `C:\Program Files\credsync\credsync.exe`
+	}
+	code, out, errOut := nmCLI(t, runInstall, "--print", "--binary", bin)
 	if code != 0 || errOut != "" {
 		t.Fatalf("install --print: %d %s", code, errOut)
 	}
-	want, _ := nmhost.NewManifest("/usr/bin/credsync").JSON()
+	want, _ := nmhost.NewManifest(bin).JSON()
 	if out != string(want) {
 		t.Errorf("install --print =\n%s\nwant\n%s", out, want)
 	}
 	// --print writes nothing, even with a home given.
-	home := t.TempDir()
+	home := wine.TempDir(t)
 	nmCLI(t, runInstall, "--print", "--home", home)
 	if ents, _ := os.ReadDir(home); len(ents) != 0 {
 		t.Errorf("install --print wrote into the home directory: %v", ents)

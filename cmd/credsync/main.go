@@ -44,6 +44,7 @@ Usage:
   credsync verify --incoming URL --outgoing URL [--password-stdin] [--ca-file FILE] [--timeout DURATION]
   credsync change --incoming URL --outgoing URL --backend NAME [--backend-url URL] [--password-stdin]
                   [--ca-file FILE] [--timeout DURATION] [--breach-check [--breach-url URL]]
+  credsync expiry --incoming URL --backend NAME [--backend-url URL] [--password-stdin] [--ca-file FILE]
   credsync backends [--json]
   credsync sync --account USER@HOST [--password-stdin]
   credsync log [-n N]
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runVerify(ctx, args[1:], stdin, stdout, stderr, secret)
 	case "change":
 		return runChange(ctx, args[1:], stdin, stdout, stderr, secret)
+	case "expiry":
+		return runExpiry(ctx, args[1:], stdin, stdout, stderr, secret)
 	case "backends":
 		return runBackends(args[1:], stdout, stderr)
 	case "sync":

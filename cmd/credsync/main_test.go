@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/credsync/credsync/internal/testkit/sandbox"
+	"github.com/credsync/credsync/internal/testkit/wine"
 )
 
 const extensionID = "credsync@credsync.org"
@@ -19,7 +20,7 @@ func noTerminal(string) (string, error) { return "", errors.New("no terminal in 
 
 func writeManifest(t *testing.T, allowed string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "credsync.json")
+	path := filepath.Join(wine.TempDir(t), "credsync.json")
 	body := `{"name":"credsync","description":"t","path":"/usr/bin/credsync","type":"stdio","allowed_extensions":["` + allowed + `"]}`
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
@@ -42,7 +43,7 @@ func TestHostRefusesExtensionNotInManifest(t *testing.T) {
 
 func TestHostRefusesUnreadableManifest(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	missing := filepath.Join(t.TempDir(), "missing.json")
+	missing := filepath.Join(wine.TempDir(t), "missing.json")
 	if code := run(context.Background(), []string{missing, extensionID}, strings.NewReader(""), &stdout, &stderr, noTerminal); code != exitNotAllow || stdout.Len() != 0 {
 		t.Fatalf("run() = %d, stdout %q", code, stdout.String())
 	}
@@ -68,7 +69,7 @@ func startSandbox(t *testing.T) (*sandbox.Sandbox, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sb.Close() })
-	ca := filepath.Join(t.TempDir(), "ca.pem")
+	ca := filepath.Join(wine.TempDir(t), "ca.pem")
 	if err := os.WriteFile(ca, sb.CAPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/credsync/credsync/internal/testkit/wine"
 )
 
 // TestReleaseBuildHasNoSandbox builds the binary as a release does (the
@@ -22,7 +24,7 @@ func TestReleaseBuildHasNoSandbox(t *testing.T) {
 	if err != nil {
 		t.Skipf("no go command: %v", err)
 	}
-	dir := t.TempDir()
+	dir := wine.TempDir(t)
 	for _, c := range []struct {
 		tags    string
 		sandbox bool

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/credsync/credsync/internal/audit"
 	"github.com/credsync/credsync/internal/localsock"
 	"github.com/credsync/credsync/internal/protocol"
+	"github.com/credsync/credsync/internal/testkit/wine"
 	"github.com/credsync/credsync/internal/verify"
 	"github.com/credsync/credsync/internal/wire"
 )
@@ -79,6 +81,9 @@ func TestSyncWhenThunderbirdIsNotRunning(t *testing.T) {
 	if code != exitNotRunning || stdout != "" || stderr != want {
 		t.Fatalf("no directory: %d %q %q", code, stdout, stderr)
 	}
+	if runtime.GOOS == "windows" {
+		return // a named pipe goes with its host: nothing is left behind
+	}
 	// A socket left by a host that died.
 	if err := os.Mkdir(filepath.Join(d, "credsync"), 0o700); err != nil {
 		t.Fatal(err)
@@ -95,6 +100,9 @@ func TestSyncWhenThunderbirdIsNotRunning(t *testing.T) {
 }
 
 func TestSyncRefusesAnUnsafeSocketDirectory(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no socket directory on Windows: the named pipe's own security descriptor admits only its user (internal/localsock)")
+	}
 	d := runtimeDir(t)
 	dir := filepath.Join(d, "credsync")
 	if err := os.Mkdir(dir, 0o777); err != nil {
@@ -258,7 +266,7 @@ func TestSyncCommandThroughTheHost(t *testing.T) {
 			"incoming": endpointJSON("pop3", sb.POP3S, user), "outgoing": endpointJSON("smtp", sb.SMTPS, "bob")},
 	}
 	saved := map[string]string{"imap://localhost\n" + user: "old-Pass1", "smtp://localhost\n" + user: "old-Pass1", "mailbox://localhost\n" + user: "old-Pass1"}
-	auditPath := filepath.Join(t.TempDir(), "audit.log")
+	auditPath := filepath.Join(wine.TempDir(t), "audit.log")
 	x := startHost(t, verify.Trust{Roots: sb.CAPool}, accounts, saved, auditPath)
 
 	// account2 sends as bob, whom the SMTP server does not know: the one
@@ -331,8 +339,7 @@ func TestSyncHostGoesAway(t *testing.T) {
 }
 
 func TestLogCommand(t *testing.T) {
-	state := t.TempDir()
-	t.Setenv("XDG_STATE_HOME", state)
+	privateState(t) // XDG_STATE_HOME, HOME, %LOCALAPPDATA%, %APPDATA%, …
 	var stdout, stderr bytes.Buffer
 	if code := runLog(nil, &stdout, &stderr); code != exitOK || stdout.Len() != 0 || !strings.Contains(stderr.String(), "no audit log yet") {
 		t.Fatalf("no log: %d %q %q", code, stdout.String(), stderr.String())

@@ -5,7 +5,7 @@ import { t } from "./i18n.js";
 
 const KNOWN_OUTCOMES = new Set([
   "ok", "auth_failed", "tls_error", "network_error", "temporary",
-  "protocol_error", "refused_plaintext", "not_password_account",
+  "protocol_error", "refused_plaintext", "not_password_account", "password_expired",
 ]);
 
 function outcomeText(outcome) {

@@ -35,6 +35,7 @@ const (
 	ChangedTooRecently   Code = "changed_too_recently"
 	AccountLocked        Code = "account_locked"
 	StoreConflict        Code = "store_conflict"
+	PasswordExpired      Code = "password_expired"
 )
 
 // Codes only the extension produces: its own failures, and its answers to
@@ -59,6 +60,7 @@ var (
 		BackendUnreachable, BackendRejected, OutcomeUnknown, VerificationFailed,
 		StoreFailed, StoreCancelled, UnknownAccount, NotChanged, StoreUnconfirmed,
 		PageNotRecognised, RecentlyUsed, ChangedTooRecently, AccountLocked, StoreConflict,
+		PasswordExpired,
 	}
 	Extension = []Code{
 		BackendNotConfigured, HostNotInstalled, HostDisconnected, HostTimeout,

@@ -1,4 +1,4 @@
-//go:build e2e && integration
+//go:build e2e && integration && !windows
 
 package e2e
 

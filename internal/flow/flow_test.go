@@ -736,6 +736,25 @@ func TestSync(t *testing.T) {
 			t.Fatalf("%d logins, %d servers; want exactly one per server", n, len(err.Servers))
 		}
 	})
+	t.Run("expired at the servers", func(t *testing.T) {
+		// The password is right but expired (IMAP [EXPIRED], SMTP 4.7.12):
+		// password_expired, never a wrong password, nothing stored.
+		f := newFixture(t)
+		f.sb.SetPassword("alice", newPassword)
+		f.sb.SetExpired("alice", true)
+		res, err := f.sync("account1", newPassword)
+		if err == nil || err.Code != code.PasswordExpired || err.Changed || res.Stored || len(f.tb.storeCalls()) != 0 {
+			t.Fatalf("Sync() = %+v, %v", res, err)
+		}
+		if n := len(f.sb.Logins()); n != 3 || len(err.Servers) != 3 {
+			t.Fatalf("%d logins, %d servers; want exactly one per server", n, len(err.Servers))
+		}
+		for _, s := range err.Servers {
+			if s.Result.Outcome != verify.PasswordExpired {
+				t.Errorf("server %+v: outcome %s, want password_expired", s.Server, s.Result.Outcome)
+			}
+		}
+	})
 	t.Run("empty", func(t *testing.T) {
 		f := newFixture(t)
 		_, err := f.sync("account1", "")

@@ -257,7 +257,13 @@ func (e *Engine) checkAndStore(ctx context.Context, salt string, p plan, passwor
 		if changed {
 			msg = "the provider accepted the new password but a server did not; Thunderbird keeps the old password"
 		}
-		return result, &Error{Code: code.VerificationFailed, Changed: changed, Message: msg,
+		c := code.VerificationFailed
+		if anyExpired(result.Servers) {
+			// Right but expired: the user must change it, not retype it.
+			c = code.PasswordExpired
+			msg = "a server says the password has expired or must be changed: change it now; Thunderbird keeps the one it has"
+		}
+		return result, &Error{Code: c, Changed: changed, Message: msg,
 			Accounts: result.Accounts, Servers: result.Servers, Logins: statesOf(p, Unchanged)}
 	}
 	if e.Thunderbird == nil { // the command line's change: verified is the end
@@ -421,6 +427,17 @@ func allOK(servers []Checked) bool {
 func anyOK(servers []Checked) bool {
 	for _, s := range servers {
 		if s.Result.Outcome == verify.OK {
+			return true
+		}
+	}
+	return false
+}
+
+// anyExpired: some server said the password has expired (or must be
+// changed first).
+func anyExpired(servers []Checked) bool {
+	for _, s := range servers {
+		if s.Result.Outcome == verify.PasswordExpired {
 			return true
 		}
 	}

@@ -207,7 +207,7 @@ func TestADBackend(t *testing.T) {
 	})
 	t.Run("must change at next logon", func(t *testing.T) {
 		s.mustChange(t, user)
-		expectKind(t, change(backend, req(ldaps, s.upn(user), third, next)), provider.Rejected, "773")
+		expectKind(t, change(backend, req(ldaps, s.upn(user), third, next)), provider.PasswordExpired, "773")
 	})
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/credsync/credsync/internal/testkit/wine"
 )
 
 // fakeHello records its calls and answers with err (nil = healthy).
@@ -31,7 +33,7 @@ func (f *fakeHello) run(_ context.Context, binary, manifestPath, extensionID str
 // fakeBinary creates an executable file standing for the host.
 func fakeBinary(t *testing.T) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "credsync")
+	p := filepath.Join(wine.TempDir(t), "credsync")
 	if err := os.WriteFile(p, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +83,7 @@ type doctorFixture struct {
 func newDoctorFixture(t *testing.T) doctorFixture {
 	t.Helper()
 	skipUnlessUnix(t)
-	env := Env{GOOS: runtime.GOOS, Home: t.TempDir(), Root: t.TempDir()}
+	env := Env{GOOS: runtime.GOOS, Home: wine.TempDir(t), Root: wine.TempDir(t)}
 	user, err := env.Location(User)
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +310,8 @@ func TestDoctorMisplacedManifests(t *testing.T) {
 }
 
 func TestDoctorLinuxExtras(t *testing.T) {
-	env := Env{GOOS: "linux", Home: t.TempDir(), Root: t.TempDir()}
+	skipUnlessUnix(t) // a Linux layout on disk
+	env := Env{GOOS: "linux", Home: wine.TempDir(t), Root: wine.TempDir(t)}
 	sys, err := env.Location(System)
 	if err != nil {
 		t.Fatal(err)
@@ -389,7 +392,7 @@ func TestDoctorWindows(t *testing.T) {
 		if runtime.GOOS != "windows" {
 			t.Skip("needs real Windows paths")
 		}
-		env := Env{GOOS: "windows", LocalAppData: t.TempDir(), ProgramData: t.TempDir()}
+		env := Env{GOOS: "windows", LocalAppData: wine.TempDir(t), ProgramData: wine.TempDir(t)}
 		loc, err := env.Location(User)
 		if err != nil {
 			t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credsync/credsync/internal/testkit/wine"
 	"github.com/credsync/credsync/internal/wire"
 )
 
@@ -101,7 +102,7 @@ func helloFixture(t *testing.T, mode string) (bin, manifest string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	manifest = filepath.Join(t.TempDir(), manifestFile)
+	manifest = filepath.Join(wine.TempDir(t), manifestFile)
 	m := NewManifest(bin)
 	data, _ := m.JSON()
 	if err := os.WriteFile(manifest, data, 0o644); err != nil {
@@ -171,7 +172,11 @@ func TestRunHelloLingeringHost(t *testing.T) {
 	// A host that answers but does not exit on EOF is still healthy; it is
 	// killed at the deadline.
 	bin, manifest := helloFixture(t, "linger")
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	deadline := 500 * time.Millisecond
+	if wine.Detected() {
+		deadline = 5 * time.Second // a process takes up to seconds to start under Wine on a busy machine
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	if _, err := RunHello(ctx, bin, manifest, ExtensionID); err != nil {
 		t.Errorf("RunHello(lingering host) = %v", err)
@@ -179,7 +184,7 @@ func TestRunHelloLingeringHost(t *testing.T) {
 }
 
 func TestRunHelloCannotStart(t *testing.T) {
-	_, err := RunHello(context.Background(), filepath.Join(t.TempDir(), "missing"), "/x.json", ExtensionID)
+	_, err := RunHello(context.Background(), filepath.Join(wine.TempDir(t), "missing"), "/x.json", ExtensionID)
 	if err == nil || !strings.Contains(err.Error(), "cannot start") {
 		t.Errorf("RunHello(missing binary) = %v, want a start error", err)
 	}
@@ -190,7 +195,7 @@ func TestRunHelloCannotStart(t *testing.T) {
 func TestDoctorRealHello(t *testing.T) {
 	skipUnlessUnix(t)
 	bin, _ := helloFixture(t, "ok")
-	env := Env{GOOS: "linux", Home: t.TempDir(), Root: t.TempDir()}
+	env := Env{GOOS: "linux", Home: wine.TempDir(t), Root: wine.TempDir(t)}
 	loc, err := env.Location(User)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/credsync/credsync/internal/testkit/wine"
 )
 
 // fakeRegistry is an in-memory Registry.
@@ -72,7 +74,7 @@ func skipUnlessUnix(t *testing.T) {
 
 func TestInstallWritesManifest(t *testing.T) {
 	skipUnlessUnix(t)
-	home := t.TempDir()
+	home := wine.TempDir(t)
 	loc := userLocation(t, home)
 	m := NewManifest("/usr/bin/credsync")
 
@@ -116,7 +118,7 @@ func TestInstallWritesManifest(t *testing.T) {
 
 func TestInstallIsIdempotent(t *testing.T) {
 	skipUnlessUnix(t)
-	loc := userLocation(t, t.TempDir())
+	loc := userLocation(t, wine.TempDir(t))
 	m := NewManifest("/usr/bin/credsync")
 	if _, err := Install(loc, m, nil); err != nil {
 		t.Fatal(err)
@@ -182,14 +184,14 @@ func assertNoTempFiles(t *testing.T, dir string) {
 // a hard link to the old file keeps the old content.
 func TestInstallIsAtomic(t *testing.T) {
 	skipUnlessUnix(t)
-	loc := userLocation(t, t.TempDir())
+	loc := userLocation(t, wine.TempDir(t))
 	a, b := NewManifest("/usr/bin/credsync"), NewManifest("/opt/credsync/bin/credsync", ExtensionID, "x@example.org")
 	ja, _ := a.JSON()
 	jb, _ := b.JSON()
 	if _, err := Install(loc, a, nil); err != nil {
 		t.Fatal(err)
 	}
-	link := filepath.Join(t.TempDir(), "old.json")
+	link := filepath.Join(wine.TempDir(t), "old.json")
 	if err := os.Link(loc.Path, link); err != nil {
 		t.Skipf("hard links not available: %v", err)
 	}
@@ -244,7 +246,7 @@ func TestInstallIsAtomic(t *testing.T) {
 
 func TestInstallRefusesInvalidManifest(t *testing.T) {
 	skipUnlessUnix(t)
-	loc := userLocation(t, t.TempDir())
+	loc := userLocation(t, wine.TempDir(t))
 	for _, m := range []Manifest{
 		NewManifest("credsync"), // relative
 		{Name: "other", Type: "stdio", Path: "/bin/x", AllowedExtensions: []string{ExtensionID}},
@@ -260,7 +262,8 @@ func TestInstallRefusesInvalidManifest(t *testing.T) {
 }
 
 func TestInstallMirrors(t *testing.T) {
-	root := t.TempDir()
+	skipUnlessUnix(t) // a Linux layout on disk
+	root := wine.TempDir(t)
 	env := Env{GOOS: "linux", Root: root}
 	loc, err := env.Location(System)
 	if err != nil {
@@ -298,7 +301,7 @@ func TestInstallMirrors(t *testing.T) {
 
 func TestUninstall(t *testing.T) {
 	skipUnlessUnix(t)
-	home := t.TempDir()
+	home := wine.TempDir(t)
 	loc := userLocation(t, home)
 
 	res, err := Uninstall(loc, nil)
@@ -334,7 +337,7 @@ func TestUninstall(t *testing.T) {
 // TestInstallWindowsRegistry drives the Windows flow with a fake registry
 // and a Location whose file lives in a temporary directory.
 func TestInstallWindowsRegistry(t *testing.T) {
-	dir := t.TempDir()
+	dir := wine.TempDir(t)
 	own := filepath.Join(dir, "credsync")
 	loc := Location{
 		GOOS:     "windows",
@@ -394,7 +397,7 @@ func TestInstallWindowsRegistry(t *testing.T) {
 }
 
 func TestUninstallKeepsNonEmptyOwnDir(t *testing.T) {
-	dir := t.TempDir()
+	dir := wine.TempDir(t)
 	loc := Location{GOOS: "windows", Path: filepath.Join(dir, manifestFile), OwnDir: dir}
 	if err := os.WriteFile(loc.Path, []byte("{}"), 0o644); err != nil {
 		t.Fatal(err)
@@ -414,7 +417,7 @@ func TestUninstallKeepsNonEmptyOwnDir(t *testing.T) {
 // TestInstallDoctorUninstall is the whole cycle in a throw-away home.
 func TestInstallDoctorUninstall(t *testing.T) {
 	skipUnlessUnix(t)
-	home, root := t.TempDir(), t.TempDir()
+	home, root := wine.TempDir(t), wine.TempDir(t)
 	env := Env{GOOS: runtime.GOOS, Home: home, Root: root}
 	bin := fakeBinary(t)
 	hello := &fakeHello{}

@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/credsync/credsync/internal/testkit/wine"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.json")
@@ -149,7 +151,7 @@ func TestParseManifestRejects(t *testing.T) {
 }
 
 func TestReadManifest(t *testing.T) {
-	dir := t.TempDir()
+	dir := wine.TempDir(t)
 	write := func(name, content string) string {
 		t.Helper()
 		p := filepath.Join(dir, name)
@@ -265,7 +267,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestCheckCaller(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "credsync.json")
+	p := filepath.Join(wine.TempDir(t), "credsync.json")
 	if err := os.WriteFile(p, []byte(goodManifest), 0o644); err != nil {
 		t.Fatal(err)
 	}

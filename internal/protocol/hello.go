@@ -26,7 +26,7 @@ func hello(_ context.Context, s *session, _ string, _ gjson.Result) (any, error)
 		Name:                "credsync",
 		Version:             s.host.Version,
 		Protocol:            Version,
-		Capabilities:        []string{"verify", "check", "plan", "change", "sync", "propagate", "cancel"},
+		Capabilities:        []string{"verify", "check", "plan", "change", "sync", "propagate", "cancel", "expiry"},
 		Backends:            provider.All(),
 		PasswordAuthMethods: endpoint.PasswordMethods(),
 	}, nil

@@ -74,6 +74,7 @@ var handlers = map[string]handler{
 	"sync":      syncRequest,
 	"propagate": propagate,
 	"cancel":    cancelRequest,
+	"expiry":    expiry,
 }
 
 // session is one connection: the frame writer, and the host's own requests

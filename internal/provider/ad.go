@@ -62,7 +62,8 @@ func (ad) Info() Info {
 		NeedsCurrent: true,
 		// MS-SAMR: at most 256 characters; the domain's own rules (minimum
 		// length, complexity, history, age) are only known to the server.
-		Rules: &policy.Rules{MaxLength: 256},
+		Rules:  &policy.Rules{MaxLength: 256},
+		Expiry: true,
 	}
 }
 
@@ -266,10 +267,10 @@ var adBindReasons = map[string]struct {
 	"525": {Rejected, "the domain does not know the user %s"},
 	"530": {Rejected, "%s may not log on at this time (logon hours)"},
 	"531": {Rejected, "%s may not log on from this computer (workstation restriction)"},
-	"532": {Rejected, "the password of %s has expired: Active Directory refuses LDAP logons until it is changed, so change it with the kpasswd back-end, at a Windows logon, or ask the administrator"},
+	"532": {PasswordExpired, "the password of %s has expired and must be changed now: Active Directory refuses LDAP logons (so this back-end) until then; change it with the kpasswd back-end, which accepts the expired password, at a Windows logon, or ask the administrator"},
 	"533": {Locked, "the account %s is disabled"},
 	"701": {Locked, "the account %s has expired"},
-	"773": {Rejected, "the password of %s must be changed at the next logon: Active Directory refuses LDAP logons until then, so change it with the kpasswd back-end, at a Windows logon, or ask the administrator"},
+	"773": {PasswordExpired, "the password of %s must be changed now (at the next logon): Active Directory refuses LDAP logons (so this back-end) until then; change it with the kpasswd back-end, which accepts it, at a Windows logon, or ask the administrator"},
 	"775": {Locked, "the account %s is locked out (too many wrong passwords): wait until the lockout ends or ask the administrator"},
 }
 

@@ -36,10 +36,12 @@ import (
 //
 // Request.URL is
 //
-//	kpasswd://HOST[:PORT][?realm=REALM][&kdc=KDC-HOST[:PORT]]
+//	kpasswd://HOST[:PORT][?realm=REALM][&kdc=KDC-HOST[:PORT]][&ldap=LDAP-URL]
 //
 // HOST is the kpasswd server (port 464 by default); kdc= the KDC for the AS
-// exchange (default: HOST, port 88). The principal is the user name's local
+// exchange (default: HOST, port 88); ldap= the domain's directory, as an
+// ad back-end URL (ldaps://dc.example.org[/BASE-DN]), from which the
+// password's expiry is read (ExpiryReader; the change never uses it). The principal is the user name's local
 // part (before the last @) in realm= (case-sensitive, upper case by
 // convention), or, without realm=, in the user name's domain in upper case
 // (bob@example.org → bob@EXAMPLE.ORG). Example:
@@ -60,9 +62,10 @@ type kpasswd struct{}
 func (kpasswd) Info() Info {
 	return Info{
 		Name:         "kpasswd",
-		Description:  "Kerberos password change (RFC 3244: Active Directory, Samba AD, MIT, Heimdal); URL kpasswd://kdc.example.org[:464]?realm=EXAMPLE.ORG[&kdc=host:88]",
+		Description:  "Kerberos password change (RFC 3244: Active Directory, Samba AD, MIT, Heimdal); URL kpasswd://kdc.example.org[:464]?realm=EXAMPLE.ORG[&kdc=host:88][&ldap=ldaps://dc.example.org]",
 		NeedsURL:     true,
 		NeedsCurrent: true,
+		Expiry:       true,
 	}
 }
 
@@ -503,6 +506,9 @@ type kpasswdTarget struct {
 	server string // kpasswd host:port
 	kdc    string // KDC host:port
 	realm  string // "" = the user name's domain in upper case
+	// directory is ldap=, the domain's LDAP URL for the expiry; nil when
+	// not given.
+	directory *adTarget
 }
 
 func parseKpasswdURL(raw string) (kpasswdTarget, error) {
@@ -545,8 +551,14 @@ func parseKpasswdURL(raw string) (kpasswdTarget, error) {
 			if t.kdc, err = hostPort(v[0], "88"); err != nil {
 				return kpasswdTarget{}, fmt.Errorf("kdc: %w", err)
 			}
+		case "ldap":
+			d, err := parseADURL(v[0])
+			if err != nil {
+				return kpasswdTarget{}, fmt.Errorf("ldap: %w", err)
+			}
+			t.directory = &d
 		default:
-			return kpasswdTarget{}, fmt.Errorf("unknown URL parameter %q (only realm and kdc)", k)
+			return kpasswdTarget{}, fmt.Errorf("unknown URL parameter %q (only realm, kdc and ldap)", k)
 		}
 	}
 	return t, nil

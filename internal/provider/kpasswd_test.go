@@ -180,7 +180,7 @@ func TestKpasswdChange(t *testing.T) {
 		{name: "auth error", fake: fakeKDC{code: 3}, want: WrongCurrent, sawKpasswd: true},
 		{name: "KRB-ERROR answer", fake: fakeKDC{code: 5, text: "denied", krbError: true}, want: Rejected, detail: "denied", sawKpasswd: true},
 		{name: "connection lost after the request", fake: fakeKDC{dropKpasswd: true}, want: OutcomeUnknown, sawKpasswd: true},
-		{name: "no answer to the request", fake: fakeKDC{hangKpasswd: true}, timeout: 500 * time.Millisecond, want: OutcomeUnknown, detail: "after the password change was sent", sawKpasswd: true},
+		{name: "no answer to the request", fake: fakeKDC{hangKpasswd: true}, timeout: 2 * time.Second, want: OutcomeUnknown, detail: "after the password change was sent", sawKpasswd: true},
 		{name: "garbage answer", fake: fakeKDC{garbage: true}, want: OutcomeUnknown, detail: "unreadable", sawKpasswd: true},
 		{name: "kpasswd server closed", closeServer: true, want: Unreachable, detail: "cannot send"},
 		{name: "KDC closed", closeKDC: true, want: Unreachable, detail: "no answer from the KDC"},

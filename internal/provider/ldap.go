@@ -47,6 +47,7 @@ func (ldapBackend) Info() Info {
 		Description:  "LDAP directory (RFC 3062 Password Modify, e.g. OpenLDAP); URL ldap[s]://host/uid=%n,ou=people,dc=example,dc=org",
 		NeedsURL:     true,
 		NeedsCurrent: true,
+		Expiry:       true,
 	}
 }
 
@@ -115,12 +116,33 @@ func (ldapBackend) Change(ctx context.Context, r Request) error {
 		return &Error{Kind: Unreachable, Detail: "ldap: the connection is not encrypted"}
 	}
 
-	if err := conn.Bind(dn, r.Current); err != nil {
-		return ldapBindError(ctxErr(ctx, err), dn, secrets)
+	// The password-policy request control (ppolicy) tells a right but
+	// expired password from a wrong one.
+	res, err := conn.SimpleBind(&ldap.SimpleBindRequest{Username: dn, Password: r.Current,
+		Controls: []ldap.Control{ldap.NewControlBeheraPasswordPolicy()}})
+	expired := false
+	if err != nil {
+		pp := passwordPolicy(res)
+		code, _, server := ldapResult(err)
+		switch {
+		case server && code == ldap.LDAPResultInvalidCredentials && pp != nil && pp.Error == ppAccountLocked:
+			return &Error{Kind: Locked, Detail: "ldap: the directory says the account " + dn + " is locked (ppolicy accountLocked)"}
+		case !server || code != ldap.LDAPResultInvalidCredentials || pp == nil || pp.Error != ppPasswordExpired:
+			return ldapBindError(ctxErr(ctx, err), dn, secrets)
+		}
+		// OpenLDAP's ppolicy refuses the bind (49, passwordExpired) but
+		// leaves the connection bound as the user, for a password change
+		// only (seen with slapd 2.5 without grace logins): try it, with the
+		// current password, which the exop checks again.
+		expired = true
 	}
 	tracked.arm()
 	_, err = conn.PasswordModify(ldap.NewPasswordModifyRequest("", r.Current, r.New))
 	if err != nil {
+		if code, msg, server := ldapResult(err); expired && server && code != ldap.LDAPResultConstraintViolation {
+			return &Error{Kind: PasswordExpired, Detail: "ldap: the password of " + dn + " has expired and the directory refuses to change it with the expired password (" +
+				ldapResultText(code) + describe(msg, secrets) + "): ask the administrator to reset it"}
+		}
 		return ldapExopError(ctxErr(ctx, err), tracked.wroteArmed(), secrets)
 	}
 	return nil

@@ -89,6 +89,14 @@ func TestLDAPChange(t *testing.T) {
 		{name: "connection lost after the exop", fake: fakeLDAP{dropExop: true}, want: OutcomeUnknown, sawBind: true, sawExop: true},
 		{name: "no answer to the exop", fake: fakeLDAP{hangExop: true}, timeout: 300 * time.Millisecond, want: OutcomeUnknown, detail: "was sent", sawBind: true, sawExop: true},
 		{name: "connection lost during the bind", fake: fakeLDAP{dropBind: true}, want: Unreachable, sawBind: true},
+		// OpenLDAP ppolicy: a right but expired password is refused with 49
+		// and passwordExpired, yet the connection may still change it.
+		{name: "expired password: changed on the same connection", fake: fakeLDAP{bindCode: 49, bindPolicy: &pp{warning: -1, ppError: ppPasswordExpired}}, sawBind: true, sawExop: true},
+		{name: "expired password: the directory refuses the change", fake: fakeLDAP{bindCode: 49, bindPolicy: &pp{warning: -1, ppError: ppPasswordExpired}, exopCode: 8, exopMsg: "only authenticated users may change passwords"}, want: PasswordExpired, detail: "expired", sawBind: true, sawExop: true},
+		{name: "expired password: the new one breaks a rule", fake: fakeLDAP{bindCode: 49, bindPolicy: &pp{warning: -1, ppError: ppPasswordExpired}, exopCode: 19, exopMsg: "Password fails quality checking policy"}, want: Rejected, sawBind: true, sawExop: true},
+		{name: "wrong password with a policy control", fake: fakeLDAP{bindCode: 49, bindPolicy: &pp{warning: -1, ppError: -1}}, want: WrongCurrent, sawBind: true},
+		{name: "locked (ppolicy)", fake: fakeLDAP{bindCode: 49, bindPolicy: &pp{warning: -1, ppError: ppAccountLocked}}, want: Locked, sawBind: true},
+		{name: "must change after a reset", fake: fakeLDAP{bindPolicy: &pp{warning: -1, ppError: ppChangeAfterReset}}, sawBind: true, sawExop: true},
 		{name: "closed at once", fake: fakeLDAP{closeAtOnce: true}, want: Unreachable},
 		{name: "StartTLS refused", startTLS: true, fake: fakeLDAP{startTLSCode: 2}, want: Unreachable},
 	} {
@@ -180,6 +188,7 @@ type fakeLDAP struct {
 	startTLSCode          uint16
 	bindCode, exopCode    uint16
 	bindMsg, exopMsg      string
+	bindPolicy            *pp // a password-policy response control on the bind
 	closeAtOnce, dropBind bool
 	dropExop, hangExop    bool
 
@@ -247,7 +256,7 @@ func (f *fakeLDAP) serve(t *testing.T, cfg *tls.Config) string {
 				if f.dropBind {
 					return
 				}
-				writeLDAP(c, id, ldap.ApplicationBindResponse, f.bindCode, f.bindMsg)
+				writeBindResponse(c, id, f.bindCode, f.bindMsg, f.bindPolicy)
 			case ldap.ApplicationExtendedRequest:
 				oid := ""
 				if len(op.Children) > 0 {

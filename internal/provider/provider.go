@@ -49,6 +49,10 @@ type Info struct {
 	// (the back-end's URL), "origin" (that URL's origin, for back-ends
 	// whose URL names an API call) or a fixed https:// address.
 	WebPage string `json:"webPage,omitempty"`
+	// Expiry: the back-end can read when the password expires
+	// (ExpiryReader); for kpasswd only when its URL names the directory
+	// (ldap=).
+	Expiry bool `json:"expiry,omitempty"`
 }
 
 // WebPage values that derive the page from the back-end's URL.
@@ -92,6 +96,10 @@ const (
 	// Locked: the account is locked or its password may not be changed;
 	// nothing changed.
 	Locked = code.AccountLocked
+	// PasswordExpired: the directory refused the login because the current
+	// password has expired or must be changed at the next logon, and this
+	// back-end cannot change it in that state; nothing changed.
+	PasswordExpired = code.PasswordExpired
 )
 
 // Error is a back-end failure with its kind. Err and Detail never carry a

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,8 +64,19 @@ func classify(err error, st stage, plain bool) Outcome {
 	return ProtocolError
 }
 
+// expiredWording is how servers without a response code for it say that
+// a password has expired or must be changed first ("Password expired",
+// "your password has expired", "expired password", "password must be
+// changed", "password change required").
+var expiredWording = regexp.MustCompile(`(?i)\bpassword(?:\s+has)?\s+expired\b|\bexpired\s+password\b|\bpassword\s+must\s+be\s+changed\b|\bpassword\s+(?:change|transition)\s+(?:is\s+)?(?:required|needed)\b`)
+
+// ExpiredWording reports whether a server's text says that the password
+// has expired or must be changed (for servers without a code for it).
+func ExpiredWording(text string) bool { return expiredWording.MatchString(text) }
+
 // classifyIMAP: [UNAVAILABLE] (and [INUSE]) are temporary, [PRIVACYREQUIRED]
-// is a TLS problem, any other NO to LOGIN/AUTHENTICATE is a rejected
+// is a TLS problem, [EXPIRED] (RFC 5530) or a NO saying so in words is an
+// expired password, any other NO to LOGIN/AUTHENTICATE is a rejected
 // password; the rest is unexpected.
 func classifyIMAP(e *imap.Error, st stage, plain bool) Outcome {
 	switch e.Code {
@@ -75,15 +87,22 @@ func classifyIMAP(e *imap.Error, st stage, plain bool) Outcome {
 		return TLSError
 	case imap.ResponseCodeUnavailable, imap.ResponseCodeInUse:
 		return Temporary
+	case imap.ResponseCodeExpired:
+		return PasswordExpired
 	}
 	if st == stageAuth && e.Type == imap.StatusResponseTypeNo {
+		if ExpiredWording(e.Text) {
+			return PasswordExpired
+		}
 		return AuthFailed
 	}
 	return ProtocolError
 }
 
-// classifySMTP: 523/530/538 mean "TLS first"; 535, x.7.8 and 534 are a
-// rejected password; any other 4xx is temporary.
+// classifySMTP: 523/530/538 mean "TLS first"; x.7.12 ("a password
+// transition is needed", RFC 4954) or a refusal saying so in words is an
+// expired password; 535, x.7.8 and 534 are a rejected password; any other
+// 4xx is temporary.
 func classifySMTP(e *smtp.SMTPError, plain bool) Outcome {
 	switch {
 	case e.Code == 523 || e.Code == 530 || e.Code == 538:
@@ -91,6 +110,9 @@ func classifySMTP(e *smtp.SMTPError, plain bool) Outcome {
 			return RefusedPlaintext
 		}
 		return TLSError
+	case e.EnhancedCode[1] == 7 && e.EnhancedCode[2] == 12 && (e.Code/100 == 4 || e.Code/100 == 5),
+		(e.Code == 535 || e.Code == 534 || e.Code == 432 || e.Code == 454) && ExpiredWording(e.Message):
+		return PasswordExpired
 	case e.Code == 535 || e.Code == 534 || e.Code/100 == 5 && e.EnhancedCode == smtp.EnhancedCode{5, 7, 8}:
 		return AuthFailed
 	case e.Temporary():
@@ -100,8 +122,9 @@ func classifySMTP(e *smtp.SMTPError, plain bool) Outcome {
 }
 
 // classifyPOP3: [IN-USE], [SYS/TEMP] and [LOGIN-DELAY] are temporary; -ERR to
-// PASS is a rejected password; -ERR to USER on a connection without TLS is a
-// refusal to authenticate in plaintext.
+// PASS is a rejected password, or an expired one when it says so in words;
+// -ERR to USER on a connection without TLS is a refusal to authenticate in
+// plaintext.
 func classifyPOP3(e *pop3Error, plain bool) Outcome {
 	switch strings.ToUpper(e.Code) {
 	case "IN-USE", "SYS/TEMP", "LOGIN-DELAY":
@@ -109,6 +132,9 @@ func classifyPOP3(e *pop3Error, plain bool) Outcome {
 	}
 	switch e.Cmd {
 	case "PASS":
+		if ExpiredWording(e.Line) {
+			return PasswordExpired
+		}
 		return AuthFailed
 	case "USER":
 		if plain {

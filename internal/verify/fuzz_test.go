@@ -12,7 +12,7 @@ import (
 
 var outcomes = map[verify.Outcome]bool{
 	verify.OK: true, verify.AuthFailed: true, verify.TLSError: true, verify.NetworkError: true,
-	verify.Temporary: true, verify.ProtocolError: true, verify.RefusedPlaintext: true,
+	verify.Temporary: true, verify.ProtocolError: true, verify.RefusedPlaintext: true, verify.PasswordExpired: true,
 }
 
 func checkDetail(t *testing.T, detail string) {
@@ -78,6 +78,10 @@ func FuzzClassifyIMAP(f *testing.F) {
 			want = verify.TLSError
 		case code == "UNAVAILABLE" || code == "INUSE":
 			want = verify.Temporary
+		case code == "EXPIRED":
+			want = verify.PasswordExpired
+		case typ == "NO" && stage == verify.StageAuth && verify.ExpiredWording(text):
+			want = verify.PasswordExpired
 		case typ == "NO" && stage == verify.StageAuth:
 			want = verify.AuthFailed
 		default:
@@ -102,6 +106,11 @@ func FuzzClassifySMTP(f *testing.F) {
 		case stage == verify.StageTLS && o != verify.TLSError:
 			t.Fatalf("error during STARTTLS classified %q", o)
 		case stage == verify.StageTLS:
+		case e2 == 7 && e3 == 12 && code >= 400 && code < 600 && o != verify.PasswordExpired:
+			t.Fatalf("%d %d.%d.%d classified %q", code, e1, e2, e3, o)
+		case (code == 535 || code == 534 || code == 432 || code == 454) && verify.ExpiredWording(msg) && o != verify.PasswordExpired:
+			t.Fatalf("%d %q classified %q", code, msg, o)
+		case o == verify.PasswordExpired:
 		case code == 535 && o != verify.AuthFailed:
 			t.Fatalf("535 classified %q", o)
 		case code >= 400 && code < 500 && o != verify.Temporary:

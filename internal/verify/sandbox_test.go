@@ -191,3 +191,33 @@ func TestLoginInvalidEndpoint(t *testing.T) {
 	ep := endpoint.Endpoint{Protocol: endpoint.IMAP, Host: "127.0.0.1", Port: 0, Security: endpoint.TLS, Username: "a"}
 	wantOutcome(t, verify.Login(testCtx(t, time.Second), ep, "pw", verify.Trust{}), verify.ProtocolError)
 }
+
+// TestLoginExpiredPassword: the sandbox's expired user (Options.Expired)
+// is password_expired on every protocol with the right password, one
+// attempt each, and auth_failed with a wrong one; a change clears it.
+func TestLoginExpiredPassword(t *testing.T) {
+	sb := startSandbox(t, sandbox.Options{Users: map[string]string{"alice": "right-pw"}, Expired: []string{"alice"}})
+	details := map[endpoint.Protocol]string{
+		endpoint.IMAP: "NO [EXPIRED] Password expired: change it",
+		endpoint.POP3: "-ERR [AUTH] Password expired.",
+		endpoint.SMTP: "432 4.7.12 A password transition is needed",
+	}
+	for _, se := range sandboxEndpoints {
+		t.Run(se.name, func(t *testing.T) {
+			before := len(sb.Logins())
+			ep := mkEndpoint(t, se.proto, se.addr(sb), se.sec, "alice")
+			res := verify.Login(testCtx(t, 5*time.Second), ep, "right-pw", verify.Trust{Roots: sb.CAPool})
+			wantOutcome(t, res, verify.PasswordExpired)
+			if res.Detail != details[se.proto] {
+				t.Errorf("Detail = %q, want %q", res.Detail, details[se.proto])
+			}
+			if logins := sb.Logins()[before:]; len(logins) != 1 || logins[0].OK {
+				t.Fatalf("server saw %+v, want exactly one attempt, not accepted", logins)
+			}
+			wantOutcome(t, verify.Login(testCtx(t, 5*time.Second), ep, "wrong-pw", verify.Trust{Roots: sb.CAPool}), verify.AuthFailed)
+		})
+	}
+	sb.SetExpired("alice", false)
+	ep := mkEndpoint(t, endpoint.IMAP, sb.IMAPS, endpoint.TLS, "alice")
+	wantOutcome(t, verify.Login(testCtx(t, 5*time.Second), ep, "right-pw", verify.Trust{Roots: sb.CAPool}), verify.OK)
+}

@@ -40,6 +40,11 @@ const (
 	ProtocolError      Outcome = "protocol_error"
 	RefusedPlaintext   Outcome = "refused_plaintext"
 	NotPasswordAccount Outcome = "not_password_account"
+	// PasswordExpired: the server says the password is right but has
+	// expired, or must be changed first (IMAP [EXPIRED], SMTP 4.7.12, the
+	// servers' "password expired" wording): it must be changed now. Never
+	// a wrong password.
+	PasswordExpired Outcome = "password_expired"
 )
 
 // Result is the outcome of one login attempt.

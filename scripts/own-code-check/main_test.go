@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/credsync/credsync/internal/testkit/wine"
 )
 
 // The repository itself holds only its own code.
@@ -21,7 +23,7 @@ func TestRepositoryIsClean(t *testing.T) {
 // them all to the index (tracked: what own-code-check reads).
 func tree(t *testing.T, files map[string]string) string {
 	t.Helper()
-	dir := t.TempDir()
+	dir := wine.TempDir(t)
 	all := map[string]string{
 		"go.mod":         "module example.invalid/own\n\nrequire github.com/tidwall/gjson v1.20.0\n",
 		"main.go":        "// Command own is ours.\npackage main\n\nfunc main() {}\n",
@@ -132,7 +134,7 @@ func TestUsage(t *testing.T) {
 	if code := run([]string{"a", "b"}, &stdout, &stderr); code != 2 {
 		t.Fatalf("two arguments: exit %d", code)
 	}
-	if code := run([]string{t.TempDir()}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "git ls-files") {
+	if code := run([]string{wine.TempDir(t)}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "git ls-files") {
 		t.Fatalf("not a git work tree: exit %d %q", code, stderr.String())
 	}
 }

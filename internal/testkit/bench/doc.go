@@ -1,3 +1,5 @@
+//go:build !windows
+
 // Package bench measures credsync against its protocols' floors for `make
 // bench` (cmd/credsync-bench; results and method in docs/benchmarks.md).
 //

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/credsync/credsync/internal/testkit/wine"
 )
 
 // writeCA writes a self-signed CA certificate and returns its path.
@@ -46,7 +48,7 @@ func writeEnv(t *testing.T, dir, body string) string {
 }
 
 func TestLoad(t *testing.T) {
-	dir := t.TempDir()
+	dir := wine.TempDir(t)
 	ca := writeCA(t, dir)
 	s, err := Load(writeEnv(t, dir, "# scripts/mailstack\nMAILSTACK_HOST=127.0.0.1\nMAILSTACK_CA="+ca+
 		"\n\nMAILSTACK_IMAPS_PORT=10993\nMAILSTACK_LDAP_PEOPLE='ou=people,dc=example,dc=test'\nMAILSTACK_PASSWORD_bob='b o b'\n"))
@@ -68,7 +70,7 @@ func TestLoad(t *testing.T) {
 }
 
 func TestLoadRefuses(t *testing.T) {
-	dir := t.TempDir()
+	dir := wine.TempDir(t)
 	ca := writeCA(t, dir)
 	if _, err := Load(filepath.Join(dir, "absent")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("absent file: %v, want os.ErrNotExist", err)
@@ -78,16 +80,16 @@ func TestLoadRefuses(t *testing.T) {
 		"another host":               "MAILSTACK_HOST=192.0.2.1\nMAILSTACK_CA=" + ca + "\n",
 		"no host":                    "MAILSTACK_CA=" + ca + "\n",
 		"a CA that is not there":     "MAILSTACK_HOST=127.0.0.1\nMAILSTACK_CA=" + filepath.Join(dir, "none.pem") + "\n",
-		"a CA without a certificate": "MAILSTACK_HOST=::1\nMAILSTACK_CA=" + writeEnv(t, t.TempDir(), "not PEM") + "\n",
+		"a CA without a certificate": "MAILSTACK_HOST=::1\nMAILSTACK_CA=" + writeEnv(t, wine.TempDir(t), "not PEM") + "\n",
 	} {
-		if _, err := Load(writeEnv(t, t.TempDir(), body)); err == nil {
+		if _, err := Load(writeEnv(t, wine.TempDir(t), body)); err == nil {
 			t.Errorf("%s: loaded", name)
 		}
 	}
 }
 
 func TestLogMarkSeesOnlyNewCompleteLines(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "log")
+	path := filepath.Join(wine.TempDir(t), "log")
 	if err := os.WriteFile(path, []byte("before\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +108,7 @@ func TestLogMarkSeesOnlyNewCompleteLines(t *testing.T) {
 	if err != nil || strings.Join(lines, "|") != "one|two" {
 		t.Errorf("Wait = %q, %v; want the two complete lines after the mark", lines, err)
 	}
-	if _, err := MarkLog(filepath.Join(t.TempDir(), "absent")); err == nil {
+	if _, err := MarkLog(filepath.Join(wine.TempDir(t), "absent")); err == nil {
 		t.Error("MarkLog of a missing file succeeded")
 	}
 }

@@ -13,9 +13,16 @@ import (
 //	403 {"ok":false,"error":"wrong_current_password"}   (also for an unknown user)
 //	400 {"ok":false,"error":"missing_field","field":"new"}
 //	405 {"ok":false,"error":"method_not_allowed"}
+//
+// and when a password expires:
+//
+//	POST /expiry  username=…&password=…
+//	200 {"ok":true,"state":"expires","at":"2027-01-12T09:30:00Z"}   (or "never", "expired")
+//	403 {"ok":false,"error":"wrong_current_password"}
 func newChangeServer(s *Sandbox) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/change", s.handleChange)
+	mux.HandleFunc("/expiry", s.handleExpiry)
 	return &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -57,6 +64,35 @@ func (s *Sandbox) handleChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply(http.StatusOK, map[string]any{"ok": true})
+}
+
+func (s *Sandbox) handleExpiry(w http.ResponseWriter, r *http.Request) {
+	reply := func(status int, body map[string]any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(body)
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		reply(http.StatusMethodNotAllowed, map[string]any{"ok": false, "error": "method_not_allowed"})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil || r.PostForm.Get("username") == "" || r.PostForm.Get("password") == "" {
+		reply(http.StatusBadRequest, map[string]any{"ok": false, "error": "bad_request"})
+		return
+	}
+	state, at, ok := s.expiryOf(s.ExpiryURL, r.PostForm.Get("username"), r.PostForm.Get("password"))
+	if !ok {
+		reply(http.StatusForbidden, map[string]any{"ok": false, "error": "wrong_current_password"})
+		return
+	}
+	body := map[string]any{"ok": true, "state": state}
+	if !at.IsZero() {
+		body["at"] = at.Format(time.RFC3339)
+	}
+	reply(http.StatusOK, body)
 }
 
 // ChangeRequests is how many requests the password-change endpoint has

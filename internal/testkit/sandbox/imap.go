@@ -9,6 +9,13 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 )
 
+// errIMAPExpired is RFC 5530's answer to a right but expired password.
+var errIMAPExpired = &imap.Error{
+	Type: imap.StatusResponseTypeNo,
+	Code: imap.ResponseCodeExpired,
+	Text: "Password expired: change it",
+}
+
 // quiet discards the servers' error logs: the sandbox prints nothing.
 var quiet = log.New(io.Discard, "", 0)
 
@@ -45,8 +52,11 @@ type imapSession struct {
 
 // Login also serves AUTHENTICATE PLAIN (imapserver's default).
 func (sess *imapSession) Login(username, password string) error {
-	if !sess.sb.check("imap", sess.addr, username, password) {
+	switch sess.sb.checkExpiry("imap", sess.addr, username, password) {
+	case refused:
 		return imapserver.ErrAuthFailed
+	case expired:
+		return errIMAPExpired
 	}
 	sess.UserSession = imapmemserver.NewUserSession(sess.sb.imapUser(username))
 	return nil

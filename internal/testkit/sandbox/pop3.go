@@ -200,12 +200,18 @@ func (s *pop3Session) command(name, arg string) bool {
 			s.reply("-ERR already authenticated")
 		case s.user == "":
 			s.reply("-ERR USER first")
-		case s.p.sb.check("pop3", s.addr, s.user, arg):
-			s.authed = true
-			s.reply("+OK Logged in.")
 		default:
-			s.user = ""
-			s.reply("-ERR [AUTH] Authentication failed.")
+			switch s.p.sb.checkExpiry("pop3", s.addr, s.user, arg) {
+			case accepted:
+				s.authed = true
+				s.reply("+OK Logged in.")
+			case expired:
+				s.user = ""
+				s.reply("-ERR [AUTH] Password expired.")
+			default:
+				s.user = ""
+				s.reply("-ERR [AUTH] Authentication failed.")
+			}
 		}
 	case "QUIT":
 		s.reply("+OK Logging out.")

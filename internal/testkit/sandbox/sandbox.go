@@ -34,6 +34,16 @@ type Options struct {
 	// refuse: IMAP advertises LOGINDISABLED, SMTP offers no AUTH, POP3
 	// answers USER with -ERR [AUTH].
 	AllowInsecureAuth bool
+	// Expired lists users whose password has expired: IMAP answers their
+	// right password with NO [EXPIRED] (RFC 5530), SMTP with 432 4.7.12
+	// "A password transition is needed" (RFC 4954), POP3 with -ERR [AUTH]
+	// "Password expired"; a wrong password is refused as usual. The
+	// sandbox's change endpoint still changes it (SetExpired, ChangeURL),
+	// and a change clears it.
+	Expired []string
+	// ExpiresAt gives users' password expiry dates, which the expiry
+	// endpoint (ExpiryURL) reports; a user without one never expires.
+	ExpiresAt map[string]time.Time
 	// Certificate, if set, is served instead of the certificate signed by
 	// the sandbox CA (for instance a self-signed or expired one, to test
 	// certificate pinning). CAPEM and CAPool still describe the sandbox CA.
@@ -72,12 +82,17 @@ type Sandbox struct {
 	SMTPS      string // SMTP submission, implicit TLS
 	Submission string // SMTP submission, STARTTLS
 	ChangeURL  string // https://127.0.0.1:port/change
+	// ExpiryURL answers when a user's password expires (the sandbox
+	// back-end's ExpiryReader): https://127.0.0.1:port/expiry.
+	ExpiryURL string
 
 	opts      Options
 	tlsConfig *tls.Config
 
 	mu        sync.Mutex
 	users     map[string]string
+	expired   map[string]bool
+	expiresAt map[string]time.Time
 	mailboxes map[string]*imapmemserver.User
 	logins    []Login
 	lag       time.Duration
@@ -120,12 +135,20 @@ func Start(opts Options) (*Sandbox, error) {
 			MinVersion:   tls.VersionTLS12,
 		},
 		users:     make(map[string]string),
+		expired:   make(map[string]bool),
+		expiresAt: make(map[string]time.Time),
 		mailboxes: make(map[string]*imapmemserver.User),
 		lag:       opts.Lag,
 		lagging:   make(map[string]pendingChange),
 	}
+	for u, at := range opts.ExpiresAt {
+		s.SetExpiresAt(u, at)
+	}
 	for u, pw := range opts.Users {
 		s.SetPassword(u, pw)
+	}
+	for _, u := range opts.Expired {
+		s.SetExpired(u, true)
 	}
 	if err := s.start(); err != nil {
 		s.Close()
@@ -182,6 +205,7 @@ func (s *Sandbox) start() error {
 		return err
 	}
 	s.ChangeURL = "https://" + addr + "/change"
+	s.ExpiryURL = "https://" + addr + "/expiry"
 	serve(func() error { return s.httpServer.Serve(ln) })
 	return nil
 }
@@ -254,6 +278,29 @@ func (s *Sandbox) password(user string) (string, bool) {
 	return pw, ok
 }
 
+// SetExpired marks (or unmarks) a user's password as expired (see
+// Options.Expired). It takes effect at the next login.
+func (s *Sandbox) SetExpired(user string, expired bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if expired {
+		s.expired[user] = true
+	} else {
+		delete(s.expired, user)
+	}
+}
+
+// SetExpiresAt sets when a user's password expires (the zero time: never).
+func (s *Sandbox) SetExpiresAt(user string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at.IsZero() {
+		delete(s.expiresAt, user)
+	} else {
+		s.expiresAt[user] = at.UTC()
+	}
+}
+
 // Logins returns every authentication attempt seen so far, in order.
 func (s *Sandbox) Logins() []Login {
 	s.mu.Lock()
@@ -304,15 +351,37 @@ func (s *Sandbox) WriteCA(path string) error {
 	return os.WriteFile(path, s.CAPEM, 0o644)
 }
 
+// verdict is what a server answers one authentication attempt.
+type verdict int
+
+const (
+	refused  verdict = iota // wrong user name or password
+	accepted                // right, and in force
+	expired                 // right, but expired (Options.Expired)
+)
+
 // check records an attempt on the server at addr and reports whether
 // username/password are right.
 func (s *Sandbox) check(protocol, addr, username, password string) bool {
+	return s.checkExpiry(protocol, addr, username, password) == accepted
+}
+
+// checkExpiry is check that also tells a right but expired password. An
+// expired password is recorded as a login that was not OK.
+func (s *Sandbox) checkExpiry(protocol, addr, username, password string) verdict {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	want, known := s.password(username)
-	ok := known && subtle.ConstantTimeCompare([]byte(password), []byte(want)) == 1
-	s.logins = append(s.logins, Login{Protocol: protocol, Addr: addr, Username: username, Password: password, OK: ok})
-	return ok
+	right := known && subtle.ConstantTimeCompare([]byte(password), []byte(want)) == 1
+	v := refused
+	switch {
+	case right && s.expired[username]:
+		v = expired
+	case right:
+		v = accepted
+	}
+	s.logins = append(s.logins, Login{Protocol: protocol, Addr: addr, Username: username, Password: password, OK: v == accepted})
+	return v
 }
 
 // changePassword is the provider's password change: it succeeds only with
@@ -334,5 +403,26 @@ func (s *Sandbox) changePassword(username, current, next string) bool {
 		return true
 	}
 	s.users[username] = next
+	delete(s.expired, username)
+	delete(s.expiresAt, username)
 	return true
+}
+
+// expiryOf is what the expiry endpoint answers for one check, recorded as
+// a login of protocol "expiry": the state, and the date for "expires".
+func (s *Sandbox) expiryOf(addr, username, password string) (state string, at time.Time, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want, known := s.users[username]
+	right := known && subtle.ConstantTimeCompare([]byte(password), []byte(want)) == 1
+	s.logins = append(s.logins, Login{Protocol: "expiry", Addr: addr, Username: username, Password: password, OK: right})
+	switch at, dated := s.expiresAt[username]; {
+	case !right:
+		return "", time.Time{}, false
+	case s.expired[username] || dated && !at.After(time.Now()):
+		return "expired", at, true
+	case dated:
+		return "expires", at, true
+	}
+	return "never", time.Time{}, true
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,6 +20,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/credsync/credsync/internal/testkit/sandbox"
+	"github.com/credsync/credsync/internal/testkit/wine"
 )
 
 func start(t *testing.T, opts sandbox.Options) *sandbox.Sandbox {
@@ -385,7 +387,7 @@ func TestChangePassword(t *testing.T) {
 
 func TestCustomCertificateAndWriteCA(t *testing.T) {
 	sb := start(t, sandbox.Options{})
-	path := filepath.Join(t.TempDir(), "ca.pem")
+	path := filepath.Join(wine.TempDir(t), "ca.pem")
 	if err := sb.WriteCA(path); err != nil {
 		t.Fatal(err)
 	}
@@ -495,5 +497,63 @@ func TestLag(t *testing.T) {
 	}
 	if failed != 2 {
 		t.Fatalf("%d failed logins in the log; want 2", failed)
+	}
+}
+
+// TestExpired: an expired user's right password gets IMAP's NO [EXPIRED]
+// and SMTP's 432 4.7.12 on the wire; a wrong one the usual refusals; the
+// change endpoint clears it.
+func TestExpired(t *testing.T) {
+	sb := start(t, sandbox.Options{Users: map[string]string{"alice": "old-pw", "bob": "bob-pw"}, Expired: []string{"alice"}})
+
+	c, err := imapclient.DialTLS(sb.IMAPS, &imapclient.Options{TLSConfig: tlsConfig(sb)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var ie *imap.Error
+	if err := c.Login("alice", "old-pw").Wait(); !errors.As(err, &ie) || ie.Code != imap.ResponseCodeExpired || ie.Type != imap.StatusResponseTypeNo {
+		t.Fatalf("IMAP login of an expired user = %v, want NO [EXPIRED]", err)
+	}
+	if err := c.Login("alice", "wrong").Wait(); !errors.As(err, &ie) || ie.Code != imap.ResponseCodeAuthenticationFailed {
+		t.Fatalf("IMAP login with a wrong password = %v, want NO [AUTHENTICATIONFAILED]", err)
+	}
+	if err := c.Login("bob", "bob-pw").Wait(); err != nil {
+		t.Fatalf("IMAP login of another user: %v", err)
+	}
+
+	smtpAuth := func(user, pw string) error {
+		s, err := smtp.DialTLS(sb.SMTPS, tlsConfig(sb))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		return s.Auth(sasl.NewPlainClient("", user, pw))
+	}
+	var se *smtp.SMTPError
+	if err := smtpAuth("alice", "old-pw"); !errors.As(err, &se) || se.Code != 432 || se.EnhancedCode != (smtp.EnhancedCode{4, 7, 12}) {
+		t.Fatalf("SMTP AUTH of an expired user = %v, want 432 4.7.12", err)
+	}
+	if err := smtpAuth("alice", "wrong"); !errors.As(err, &se) || se.Code != 535 {
+		t.Fatalf("SMTP AUTH with a wrong password = %v, want 535", err)
+	}
+	for _, l := range sb.Logins() {
+		if l.OK && l.Username == "alice" {
+			t.Errorf("an expired login counted as accepted: %+v", l)
+		}
+	}
+
+	// The change endpoint changes an expired password, which clears it.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: sb.CAPool}}, Timeout: 5 * time.Second}
+	resp, err := client.PostForm(sb.ChangeURL, url.Values{"username": {"alice"}, "current": {"old-pw"}, "new": {"new-pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("change: %d", resp.StatusCode)
+	}
+	if err := smtpAuth("alice", "new-pw"); err != nil {
+		t.Fatalf("SMTP AUTH after the change: %v", err)
 	}
 }

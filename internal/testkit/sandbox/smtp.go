@@ -8,6 +8,14 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
+// errSMTPExpired is RFC 4954's answer to a right password that must be
+// changed first.
+var errSMTPExpired = &smtp.SMTPError{
+	Code:         432,
+	EnhancedCode: smtp.EnhancedCode{4, 7, 12},
+	Message:      "A password transition is needed",
+}
+
 func newSMTPServer(s *Sandbox) *smtp.Server {
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &smtpSession{sb: s, addr: c.Conn().LocalAddr().String()}, nil
@@ -54,8 +62,11 @@ func (sess *smtpSession) Auth(mech string) (sasl.Server, error) {
 // login returns smtp.ErrAuthFailed (535 5.7.8) on a wrong password: a plain
 // error would make go-smtp answer 454 (temporary).
 func (sess *smtpSession) login(username, password string) error {
-	if !sess.sb.check("smtp", sess.addr, username, password) {
+	switch sess.sb.checkExpiry("smtp", sess.addr, username, password) {
+	case refused:
 		return smtp.ErrAuthFailed
+	case expired:
+		return errSMTPExpired
 	}
 	sess.authed = true
 	return nil

@@ -11,13 +11,15 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf16"
+
+	"github.com/credsync/credsync/internal/testkit/wine"
 )
 
 // plant writes one file per encoding of the canary that a careless program
 // could produce, and a clean one.
 func plant(t *testing.T, canary string) (dir string, want []string) {
 	t.Helper()
-	dir = t.TempDir()
+	dir = wine.TempDir(t)
 	write := func(name string, b []byte) {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
@@ -103,7 +105,7 @@ func TestCanaryScanScript(t *testing.T) {
 	if !slices.Equal(files, want) {
 		t.Fatalf("canary-scan found:\n%s\nwant %v", out, want)
 	}
-	clean := t.TempDir()
+	clean := wine.TempDir(t)
 	os.WriteFile(filepath.Join(clean, "f"), []byte("clean"), 0o600)
 	if out, err := exec.Command(script, clean, "--", Canary).CombinedOutput(); err != nil {
 		t.Fatalf("canary-scan on a clean tree: %v\n%s", err, out)

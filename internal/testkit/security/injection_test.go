@@ -129,11 +129,25 @@ func (f *recordingFront) parse(r *bufio.Reader) {
 			f.record(rawCommand{Args: []string{line}, Raw: line + "\r\n"})
 		}
 	}
-	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
+	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isTimeout(err) && !f.saidGoodbye() {
 		f.mu.Lock()
 		f.parseErr = err
 		f.mu.Unlock()
 	}
+}
+
+// saidGoodbye reports whether the last command was QUIT or LOGOUT: then the
+// stream is complete, and a reset instead of an end of file only means that
+// the client closed with the server's goodbye unread (Windows then resets
+// the connection; seen under Wine).
+func (f *recordingFront) saidGoodbye() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.commands) == 0 {
+		return false
+	}
+	v := f.commands[len(f.commands)-1].Verb
+	return v == "QUIT" || v == "LOGOUT"
 }
 
 func isTimeout(err error) bool {

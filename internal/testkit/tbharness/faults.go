@@ -1,3 +1,5 @@
+//go:build !windows
+
 package tbharness
 
 // Fault injection and process inspection for the security tests

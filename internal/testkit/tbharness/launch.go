@@ -1,3 +1,5 @@
+//go:build !windows
+
 // Package tbharness launches a real, headless Thunderbird for tests and the
 // demo and drives it over Marionette: fresh HOME and profile per run, own
 // process group, log capture, clean quit, and chrome-script helpers to

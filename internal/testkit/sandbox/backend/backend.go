@@ -32,6 +32,7 @@ func (Sandbox) Info() provider.Info {
 		Description:  "credsync's demo and test servers",
 		NeedsURL:     true,
 		NeedsCurrent: true,
+		Expiry:       true,
 	}
 }
 
@@ -78,4 +79,46 @@ func (Sandbox) Change(ctx context.Context, r provider.Request) error {
 		return &provider.Error{Kind: provider.Rejected, Detail: "the sandbox refused the change: " + answer.Error}
 	}
 	return &provider.Error{Kind: provider.OutcomeUnknown, Detail: "HTTP " + resp.Status}
+}
+
+// Expiry asks the sandbox's expiry endpoint (the change URL's /expiry)
+// when the password expires (provider.ExpiryReader): one request.
+func (Sandbox) Expiry(ctx context.Context, r provider.Request) (provider.Expiry, error) {
+	u, err := url.Parse(r.URL)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+		return provider.Expiry{}, &provider.Error{Kind: provider.Unreachable, Detail: "the sandbox back-end needs an https:// URL; nothing was sent"}
+	}
+	u.Path, u.RawQuery = "/expiry", ""
+	form := url.Values{"username": {r.Username}, "password": {r.Current}}
+	req, err := http.NewRequest(http.MethodPost, u.String(), strings.NewReader(form.Encode()))
+	if err != nil {
+		return provider.Expiry{}, &provider.Error{Kind: provider.Unreachable, Detail: "bad sandbox URL"}
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, body, err := provider.SendOnce(ctx, r.Roots, req)
+	if err != nil {
+		return provider.Expiry{}, err
+	}
+	var answer struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+		State string `json:"state"`
+		At    string `json:"at"`
+	}
+	if json.Unmarshal(body, &answer) != nil || !answer.OK && answer.Error == "" {
+		return provider.Expiry{}, &provider.Error{Kind: provider.Unreachable, Detail: "unreadable answer, HTTP " + resp.Status}
+	}
+	if !answer.OK {
+		if answer.Error == string(provider.WrongCurrent) {
+			return provider.Expiry{}, &provider.Error{Kind: provider.WrongCurrent, Detail: "the sandbox rejected the password"}
+		}
+		return provider.Expiry{}, &provider.Error{Kind: provider.Rejected, Detail: "the sandbox refused: " + answer.Error}
+	}
+	x := provider.Expiry{State: provider.ExpiryState(answer.State), Source: "sandbox", Grace: -1}
+	if answer.At != "" {
+		if x.At, err = time.Parse(time.RFC3339, answer.At); err != nil {
+			return provider.Expiry{}, &provider.Error{Kind: provider.Unreachable, Detail: "unreadable date " + answer.At}
+		}
+	}
+	return x, nil
 }

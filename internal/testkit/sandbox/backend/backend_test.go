@@ -182,3 +182,38 @@ func poolOf(srv *httptest.Server) *x509.CertPool {
 	p.AddCert(srv.Certificate())
 	return p
 }
+
+// The sandbox back-end reads the expiry the sandbox was given: one check,
+// recorded as a login of protocol "expiry".
+func TestExpiry(t *testing.T) {
+	at := time.Date(2027, 1, 12, 9, 30, 0, 0, time.UTC)
+	sb, err := sandbox.Start(sandbox.Options{
+		Users:     map[string]string{"alice": "pw-alice-1", "bob": "pw-bob-1", "carol": "pw-carol-1"},
+		ExpiresAt: map[string]time.Time{"alice": at},
+		Expired:   []string{"carol"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	b, _ := provider.Lookup("sandbox")
+	read := func(user, pw string) (provider.Expiry, error) {
+		return provider.ReadExpiry(context.Background(), b, provider.Request{Username: user, Current: pw, URL: sb.ChangeURL, Roots: sb.CAPool})
+	}
+	if x, err := read("alice", "pw-alice-1"); err != nil || x.State != provider.Expires || !x.At.Equal(at) || x.Source != "sandbox" {
+		t.Errorf("alice: %+v, %v", x, err)
+	}
+	if x, err := read("bob", "pw-bob-1"); err != nil || x.State != provider.Never {
+		t.Errorf("bob: %+v, %v", x, err)
+	}
+	if x, err := read("carol", "pw-carol-1"); err != nil || x.State != provider.Expired {
+		t.Errorf("carol: %+v, %v", x, err)
+	}
+	if _, err := read("alice", "wrong"); provider.KindOf(err) != provider.WrongCurrent {
+		t.Errorf("wrong password: %v", err)
+	}
+	logins := sb.Logins()
+	if len(logins) != 4 || logins[0].Protocol != "expiry" || !logins[0].OK || logins[3].OK {
+		t.Errorf("logins %+v, want four expiry checks", logins)
+	}
+}
