@@ -146,10 +146,19 @@ export function outcome(response, { kind, accountId, account = null, backends = 
   const sync = kind === "sync";
   if (response?.ok) {
     const result = response.result ?? {};
-    const note = [describeBreachCheck(result), describeAudit(result)].filter(Boolean).join(" ");
+    const note = [describeWaited(result.waited), describeBreachCheck(result), describeAudit(result)].filter(Boolean).join(" ");
     return { kind: "success", text: describeSuccess(result, { sync, accountId }), note, offerGuided: false, focus: "status" };
   }
   const error = response?.error ?? { code: "internal_error" };
+  if (error.waited) {
+    return {
+      kind: "error",
+      text: [describeWaited(error.waited), describeError(error, { changing, sync, rules: rulesOf(account, backends) })].filter(Boolean).join(" "),
+      note: describeAudit(error),
+      offerGuided: false,
+      focus: "status",
+    };
+  }
   const offerGuided =
     kind === "change" &&
     !!account?.passwordBased &&
@@ -166,6 +175,29 @@ export function outcome(response, { kind, accountId, account = null, backends = 
     offerGuided,
     focus,
   };
+}
+
+/**
+ * The line shown while the host waits for the mail servers to accept a new
+ * password the provider has (PROTOCOL.md, "Waiting for the servers"): the
+ * next check's local time and the failed logins spent of the budget.
+ *
+ * @param {object} waiting the host's waiting event {nextCheck, checks, failedLogins, budget}
+ * @param {Function} [timeOf] a Date → "HH:MM" (the page's locale)
+ */
+export function waitingLine(waiting, timeOf = d => d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })) {
+  const next = new Date(waiting?.nextCheck);
+  const when = Number.isNaN(next.getTime()) ? "?" : timeOf(next);
+  return t("waitingLine", when, waiting?.failedLogins ?? 0, waiting?.budget ?? 0);
+}
+
+/** What a finished wait adds to the result: why it ended, or "". */
+export function describeWaited(waited) {
+  if (!waited?.end) {
+    return "";
+  }
+  const known = ["accepted", "schedule_over", "budget_spent", "cancelled", "server_failed", "closed"];
+  return t(known.includes(waited.end) ? `waited_${waited.end}` : "waited_schedule_over");
 }
 
 /**

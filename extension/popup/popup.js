@@ -31,6 +31,7 @@ import {
   usableBackend,
   viewOf,
   violationProblems,
+  waitingLine,
 } from "../lib/popupstate.js";
 import { backendTable, isHttpUrl } from "../lib/providers.js";
 import { accountWords, createEstimator, estimatorLanguage, meterView, strengthProblem } from "../lib/strength.js";
@@ -445,17 +446,21 @@ function resetSteps(account, kind) {
   list.replaceChildren();
   stepSiblings = siblingsOf(account, accounts);
   for (const [step, text] of stepsFor(account, kind, stepSiblings)) {
-    const item = document.createElement("li");
-    item.dataset.step = step;
-    const label = document.createElement("span");
-    label.className = "label";
-    label.textContent = text;
-    const state = document.createElement("span");
-    state.className = "state";
-    item.append(label, " ", state);
-    list.append(item);
-    setStep(step, "pending");
+    addStep(step, text);
   }
+}
+
+function addStep(step, text) {
+  const item = document.createElement("li");
+  item.dataset.step = step;
+  const label = document.createElement("span");
+  label.className = "label";
+  label.textContent = text;
+  const state = document.createElement("span");
+  state.className = "state";
+  item.append(label, " ", state);
+  $("steps").append(item);
+  setStep(step, "pending");
 }
 
 function progress(step, state) {
@@ -521,7 +526,26 @@ function clearPasswords() {
   showProblems([]);
 }
 
+// The host waits for the mail servers to accept the new password: when it
+// checks next, and a way to stop (the result follows).
+function showWaiting(waiting, cancel) {
+  if (!$("steps").querySelector('li[data-step="waiting"]')) {
+    addStep("waiting", t("step_waiting"));
+  }
+  setStep("waiting", "running");
+  $("waiting-text").textContent = waitingLine(waiting);
+  $("waiting-cancel").disabled = false;
+  $("waiting-cancel").onclick = () => {
+    $("waiting-cancel").disabled = true;
+    cancel();
+  };
+  $("waiting").hidden = false;
+  document.documentElement.dataset.waiting = waiting?.nextCheck ?? "";
+}
+
 function finish(response, kind = mode(), accountId = selectedAccount()?.id) {
+  $("waiting").hidden = true;
+  delete document.documentElement.dataset.waiting;
   const changing = ["running", "ok", "failed"].includes(stepState("changing"));
   const account = accounts.find(a => a.id === accountId) ?? null;
   setRunning(false);
@@ -557,6 +581,8 @@ function follow(message, kind) {
   port.onMessage.addListener(event => {
     if (event.type === "progress") {
       progress(event.step, event.state);
+    } else if (event.type === "waiting") {
+      showWaiting(event, () => port.postMessage({ cmd: "cancel", accountId }));
     } else if (event.type === "result") {
       done = true;
       port.disconnect();

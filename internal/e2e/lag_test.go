@@ -60,6 +60,10 @@ func (e *env) testServersLag(t *testing.T) {
 		if paused, err := s.popup.PausedChecks(s.ctx); err != nil || !slices.Contains(paused, s.acct.Key) {
 			t.Errorf("Thunderbird's checks paused for %v (%v); want %s", paused, err, s.acct.Key)
 		}
+		line, err := s.popup.WaitWaitingLine(s.ctx, 10*time.Second)
+		if err != nil || !strings.Contains(line.Text, "Waiting for the mail servers") || !strings.Contains(line.Text, "2 of 4 failed logins") || !line.Cancel {
+			t.Errorf("the popup's waiting line %+v (%v): want the wait, its failed logins and a Cancel", line, err)
+		}
 		o, err := s.popup.WaitOutcome(s.ctx, 60*time.Second)
 		if err != nil {
 			t.Fatal(err)

@@ -154,3 +154,35 @@ test("outcome: a change's breach check is said under the status line, with the a
   assert.deepEqual([listed.kind, listed.focus], ["error", "new"]);
   assert.match(listed.text, /appears 3 times in known data breaches/);
 });
+
+test("waitingLine: the next check's time and the failed logins of the budget", () => {
+  const line = p.waitingLine({ nextCheck: "2026-12-07T09:15:00Z", checks: 1, failedLogins: 3, budget: 4 }, d => d.toISOString().slice(11, 16));
+  assert.match(line, /Waiting for the mail servers/);
+  assert.match(line, /09:15/);
+  assert.match(line, /3 of 4 failed logins/);
+  assert.match(p.waitingLine({ nextCheck: "soon" }), /Next check at \?/, "an unreadable time is not invented");
+});
+
+test("outcome: a change that waited for the servers says how the wait ended", () => {
+  const stored = p.outcome(
+    { ok: true, result: { changed: true, stored: true, accounts: [{ id: "a1", name: "A", sides: ["incoming"] }], waited: { end: "accepted", checks: 2 } } },
+    { kind: "change", accountId: "a1", account, backends }
+  );
+  assert.equal(stored.kind, "success");
+  assert.match(stored.note, /took a while/);
+  for (const [end, words] of [
+    ["schedule_over", /15 minutes/],
+    ["budget_spent", /not to lock the account/],
+    ["cancelled", /You stopped the wait/],
+  ]) {
+    const said = p.outcome(
+      { ok: false, error: { code: "verification_failed", changed: true, message: "", waited: { end, checks: 2, failedLogins: 4, budget: 4 } } },
+      { kind: "change", accountId: "a1", account, backends, changing: true }
+    );
+    assert.equal(said.kind, "error");
+    assert.match(said.text, words, end);
+    assert.match(said.text, /already changed it elsewhere/, `${end}: what to do next`);
+    assert.equal(said.offerGuided, false);
+  }
+  assert.equal(p.describeWaited(undefined), "");
+});

@@ -66,3 +66,22 @@ func (p *Popup) PausedChecks(ctx context.Context) ([]string, error) {
 	err := p.Eval(ctx, `return await messenger.credsync.pausedChecks();`, nil, &ids)
 	return ids, err
 }
+
+// WaitingLine is what the popup shows while the host waits for the servers.
+type WaitingLine struct {
+	Text   string `json:"text"`
+	Cancel bool   `json:"cancel"` // the Cancel button can be clicked
+}
+
+// WaitWaitingLine waits until the popup's page shows its waiting line.
+func (p *Popup) WaitWaitingLine(ctx context.Context, timeout time.Duration) (WaitingLine, error) {
+	var w WaitingLine
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := p.WaitFor(wctx, `
+const w = document.getElementById("waiting");
+if (!w || w.hidden) return null;
+return { text: document.getElementById("waiting-text").textContent, cancel: !document.getElementById("waiting-cancel").disabled };`,
+		nil, 100*time.Millisecond, &w)
+	return w, err
+}
