@@ -16,6 +16,10 @@
 //   messenger.runtime.connect({name: "credsync"})    a change or a sync
 //                                                    ({cmd: "change" | "sync"}): progress events
 //   messenger.runtime.openOptionsPage()              (only on click)
+// and the strength meter's worker (popup/strength-worker.js): a stand-in
+// that answers what zxcvbn-ts estimates for the password typed below (score
+// 4, no advice), since the estimator is packed into the .xpi, not served
+// from extension/.
 //
 // Query parameters of popup.html:
 //   lang=en|it          the locale (default en)
@@ -197,6 +201,20 @@
                        breachUrl: "https://api.pwnedpasswords.com", breachFailClosed: false,
                        locked: { minStrength: false, breachCheck: false, breachUrl: false, breachFailClosed: false } }),
   };
+
+  // The meter's worker (lib/strength.js's protocol): {type: "estimate", id}
+  // is answered with the estimate.
+  class FakeStrengthWorker {
+    onmessage = null;
+    onerror = null;
+    postMessage(msg) {
+      if (msg?.type === "estimate") {
+        setTimeout(() => this.onmessage?.({ data: { id: msg.id, score: 4, warning: "", suggestions: [] } }), 20);
+      }
+    }
+    terminate() {}
+  }
+  window.Worker = FakeStrengthWorker;
 
   function event() {
     const listeners = [];
