@@ -65,7 +65,7 @@ test-unit:
 # Real Thunderbird ESR 153 and 140, headless, driven over Marionette; they
 # install the .xpi (internal/e2e: CREDSYNC_EXTENSION).
 test-e2e: thunderbird xpi
-	CREDSYNC_TB140="$$(cat $(BIN)/thunderbird-140.path)" CREDSYNC_EXTENSION=$(BIN)/credsync.xpi \
+	CREDSYNC_TB140="$$(cat $(BIN)/thunderbird-140.path)" CREDSYNC_EXTENSION=$(CURDIR)/$(BIN)/credsync.xpi \
 		$(GO) test -tags e2e -count=1 -timeout 20m ./internal/e2e/
 
 thunderbird:

@@ -31,7 +31,7 @@ test-e2e-stack: thunderbird xpi
 	trap 'exit' INT TERM; \
 	scripts/mailstack start || exit; \
 	start=$$(date +%s%N); \
-	CREDSYNC_E2E_STACK=required CREDSYNC_TB140="$$(cat $(BIN)/thunderbird-140.path)" CREDSYNC_EXTENSION=$(BIN)/credsync.xpi \
+	CREDSYNC_E2E_STACK=required CREDSYNC_TB140="$$(cat $(BIN)/thunderbird-140.path)" CREDSYNC_EXTENSION=$(CURDIR)/$(BIN)/credsync.xpi \
 		$(GO) test -tags 'e2e integration' -count=1 -timeout 10m -run Stack ./internal/e2e/; status=$$?; \
 	ms=$$(( ($$(date +%s%N) - start) / 1000000 )); \
 	printf 'mailstack: e2e tests %d.%d s\n' $$((ms / 1000)) $$((ms % 1000 / 100))
