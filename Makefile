@@ -46,7 +46,7 @@ build:
 
 ZXCVBN := scripts/zxcvbn/node_modules/.package-lock.json
 $(ZXCVBN): scripts/zxcvbn/package.json scripts/zxcvbn/package-lock.json
-	npm ci --prefix scripts/zxcvbn --no-audit --no-fund --loglevel=error
+	scripts/npm ci --prefix scripts/zxcvbn --no-audit --no-fund --loglevel=error
 
 # The .xpi: extension/ plus the popup's strength estimator (zxcvbn-ts),
 # an npm dependency pinned in scripts/zxcvbn/package-lock.json and never
@@ -88,7 +88,7 @@ lint-go:
 	$(GO) run $(STATICCHECK) -tags sandbox ./cmd/...
 
 lint-js:
-	npm ci --prefix scripts/eslint --no-audit --no-fund --loglevel=error
+	scripts/npm ci --prefix scripts/eslint --no-audit --no-fund --loglevel=error
 	scripts/eslint/node_modules/.bin/eslint -c scripts/eslint/eslint.config.mjs extension/ test/js/
 
 # The extension's JavaScript with node's own test runner and a fake
