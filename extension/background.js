@@ -33,7 +33,8 @@
 //   expiry                         {expiry: {accountId: {checkedAt, state,
 //                                  expiresAt?, notifiedAt?}}} (lib/expiry.js)
 //   chosenAccount                  {accountId | null}: the account of the
-//                                  expiry notification clicked last (once)
+//                                  expiry notification clicked in the last
+//                                  two minutes
 //   checkExpiry {force?}           runs the expiry check now: {checked, notified}
 // A port from runtime.connect({name: "credsync"}) accepts {cmd: "change", ...},
 // {cmd: "sync", ...}, {cmd: "watch", accountId} or {cmd: "cancel",
@@ -63,7 +64,8 @@ const CANCEL_TIMEOUT_MS = 10000;
 const flows = new Map(); // accountId -> running or unshown change or sync
 const EXPIRY_ALARM = "credsync-expiry";
 const EXPIRY_PERIOD_MIN = 60; // looks every hour; each account at most once a day
-let chosenAccount = null; // the account of a clicked expiry notification, for the popup
+const CHOSEN_TTL_MS = 2 * 60 * 1000;
+let chosenAccount = null; // {accountId, at}: the account of a clicked expiry notification, for the popups opened soon after
 
 // lib/expiry.js's dependencies.
 const expiryDeps = {
@@ -367,7 +369,7 @@ async function forgetRefusal(change) {
 // at startup; a click on its notification opens the popup on the account.
 messenger.notifications.onClicked.addListener(id => {
   openForNotification(id, accountId => {
-    chosenAccount = accountId;
+    chosenAccount = { accountId, at: Date.now() };
   }).catch(() => {});
 });
 if (messenger.alarms) {
@@ -423,9 +425,8 @@ messenger.runtime.onMessage.addListener(message => {
       return respond(async () => ({ expiry: await expiryState() }));
     case "chosenAccount":
       return respond(async () => {
-        const accountId = chosenAccount;
-        chosenAccount = null;
-        return { accountId };
+        const fresh = chosenAccount && Date.now() - chosenAccount.at < CHOSEN_TTL_MS;
+        return { accountId: fresh ? chosenAccount.accountId : null };
       });
     case "checkExpiry":
       return respond(() => runExpiry(expiryDeps, { force: message.force === true }));
