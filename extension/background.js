@@ -34,7 +34,7 @@
 //                                  expiresAt?, notifiedAt?}}} (lib/expiry.js)
 //   chosenAccount                  {accountId | null}: the account of the
 //                                  expiry notification clicked in the last
-//                                  two minutes
+//                                  two minutes, and opened: "popup" or "tab"
 //   checkExpiry {force?}           runs the expiry check now: {checked, notified}
 // A port from runtime.connect({name: "credsync"}) accepts {cmd: "change", ...},
 // {cmd: "sync", ...}, {cmd: "watch", accountId} or {cmd: "cancel",
@@ -368,9 +368,15 @@ async function forgetRefusal(change) {
 // The expiry: looked at every hour (each account at most once a day) and
 // at startup; a click on its notification opens the popup on the account.
 messenger.notifications.onClicked.addListener(id => {
+  const chosen = { accountId: null, at: Date.now(), opened: null };
   openForNotification(id, accountId => {
-    chosenAccount = { accountId, at: Date.now() };
-  }).catch(() => {});
+    chosen.accountId = accountId;
+    chosenAccount = chosen;
+  })
+    .then(how => {
+      chosen.opened = how;
+    })
+    .catch(() => {});
 });
 if (messenger.alarms) {
   messenger.alarms.onAlarm.addListener(alarm => {
@@ -426,7 +432,7 @@ messenger.runtime.onMessage.addListener(message => {
     case "chosenAccount":
       return respond(async () => {
         const fresh = chosenAccount && Date.now() - chosenAccount.at < CHOSEN_TTL_MS;
-        return { accountId: fresh ? chosenAccount.accountId : null };
+        return fresh ? { accountId: chosenAccount.accountId, opened: chosenAccount.opened } : { accountId: null };
       });
     case "checkExpiry":
       return respond(() => runExpiry(expiryDeps, { force: message.force === true }));
