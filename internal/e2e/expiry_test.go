@@ -239,3 +239,56 @@ func (e *env) testExpiry(t *testing.T) {
 	}
 	s.noAlerts()
 }
+
+var italianMonths = [...]string{"gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio",
+	"agosto", "settembre", "ottobre", "novembre", "dicembre"}
+
+// testItalianExpiry, in the Italian administrator's Thunderbird (its
+// expiryWarnDays 7, locked): after the change the new password's expiry
+// was asked at once; the notification and the popup's line in Italian.
+func testItalianExpiry(t *testing.T, e *env, s *scenario, user, password string) {
+	var settings struct {
+		ExpiryWarnings bool            `json:"expiryWarnings"`
+		ExpiryWarnDays int             `json:"expiryWarnDays"`
+		Locked         map[string]bool `json:"locked"`
+	}
+	if err := s.popup.Command(s.ctx, map[string]any{"cmd": "settings"}, &settings); err != nil {
+		t.Fatal(err)
+	}
+	if !settings.ExpiryWarnings || settings.ExpiryWarnDays != 7 || !settings.Locked["expiryWarnDays"] || settings.Locked["expiryWarnings"] {
+		t.Errorf("expiry settings %+v: want on, 7 days locked by the administrator", settings)
+	}
+	// The successful change asked the new password's expiry at once.
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.ContainsFunc(expiryLogins(e.sb, 0), func(l sandbox.Login) bool {
+		return l.Username == user && l.Password == password && l.OK
+	}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no expiry check with the new password after the change: %+v", expiryLogins(e.sb, 0))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	expires := time.Now().Add(5*24*time.Hour - time.Hour).Truncate(time.Second)
+	e.sb.SetExpiresAt(user, expires)
+	if err := e.tb.ClearAlerts(s.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.checkExpiry(); !slices.Equal(r.Notified, []string{s.acct.Key}) {
+		t.Fatalf("checkExpiry %+v: want %s notified", r, s.acct.Key)
+	}
+	local := expires.Local()
+	day := fmt.Sprintf("%d %s", local.Day(), italianMonths[local.Month()-1])
+	a := s.expiryAlert(s.acct.Key)
+	want := fmt.Sprintf("La password di %s scade il %s (tra 5 giorni). Cambiala ora con credsync.", user, day)
+	if a.Text != want {
+		t.Errorf("notification %q, want %q", a.Text, want)
+	}
+	t.Logf("notification: %s: %s", a.Title, a.Text)
+	if err := e.tb.ClickAlert(s.ctx, "credsync-expiry-"+s.acct.Key); err != nil {
+		t.Fatal(err)
+	}
+	chosen, line := s.popupExpiry(s.acct.Key)
+	if wantLine := fmt.Sprintf("La password scade il %s (tra 5 giorni).", day); chosen != s.acct.Key || line != wantLine {
+		t.Errorf("popup after the click: account %q, line %q; want %s, %q", chosen, line, s.acct.Key, wantLine)
+	}
+}
