@@ -31,6 +31,13 @@ func expiryLogins(sb *sandbox.Sandbox, mark int) []sandbox.Login {
 	return out
 }
 
+// mailLogins are the logins to mail servers among ls: without the expiry
+// checks (protocol "expiry"), which the extension makes after a change and
+// once a day, whenever they fall.
+func mailLogins(ls []sandbox.Login) []sandbox.Login {
+	return slices.DeleteFunc(slices.Clone(ls), func(l sandbox.Login) bool { return l.Protocol == "expiry" })
+}
+
 // checkExpiry runs the background's expiry check now (forced: the daily
 // limit does not hold it back, the setting and a refused password do).
 func (s *scenario) checkExpiry() expiryRun {
