@@ -135,7 +135,16 @@ function labelOf(account) {
  *   Set, locale}
  * @param {object} [options] {only: accountId, force}: after a change
  */
-export async function runExpiry(deps, { only = null, force = false } = {}) {
+export function runExpiry(deps, options = {}) {
+  // One run at a time: two runs reading the same state would ask twice.
+  const run = queue.then(() => runOnce(deps, options));
+  queue = run.catch(() => {});
+  return run;
+}
+
+let queue = Promise.resolve();
+
+async function runOnce(deps, { only = null, force = false }) {
   const s = await deps.settings();
   if (s.expiryWarnings !== true) {
     return { checked: [], notified: [] };

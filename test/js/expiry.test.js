@@ -148,3 +148,12 @@ test("a click opens the popup on the account; without openPopup, a tab with ?acc
   assert.equal(await openForNotification("credsync-expiry-account%2", () => {}), "tab");
   assert.deepEqual(messenger.opened, ["popup/popup.html?account=account%252"]);
 });
+
+test("runs at the same time ask once", async () => {
+  install();
+  const d = deps({ now: NOW });
+  const [a, b] = await Promise.all([runExpiry(d), runExpiry(d)]);
+  assert.deepEqual(a.checked, ["account1"]);
+  assert.deepEqual(b.checked, []);
+  assert.equal(d.requests.length, 1);
+});
