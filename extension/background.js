@@ -30,6 +30,12 @@
 //   setSettings {autoPropagate?, minStrength?, breachCheck?, breachUrl?,
 //                breachFailClosed?}  the new settings
 //   propagations                   {propagations: [...]} (lib/propagation.js)
+//   expiry                         {expiry: {accountId: {checkedAt, state,
+//                                  expiresAt?, notifiedAt?}}} (lib/expiry.js)
+//   chosenAccount                  {accountId | null}: the account of the
+//                                  expiry notification clicked in the last
+//                                  two minutes, and opened: "popup" or "tab"
+//   checkExpiry {force?}           runs the expiry check now: {checked, notified}
 // A port from runtime.connect({name: "credsync"}) accepts {cmd: "change", ...},
 // {cmd: "sync", ...}, {cmd: "watch", accountId} or {cmd: "cancel",
 // accountId} (no answer: the change's result follows) and receives {type:
@@ -45,7 +51,9 @@
 
 import { accounts, accountWithBackend, listAccounts, planFor, setBackend, setPage } from "./lib/accounts.js";
 import { connectHost, CredsyncError, errorJSON, hello, request, serve } from "./lib/connection.js";
+import { clearRefused, expiryState, openForNotification, runExpiry } from "./lib/expiry.js";
 import { clearGuided, guided, openPage } from "./lib/guided.js";
+import { backendTable } from "./lib/providers.js";
 import { onLoginChanged, pendingLogin, propagations } from "./lib/propagation.js";
 import { breachCheckMember, CHECK_KEYS, isObject, setSettings, settings } from "./lib/settings.js";
 import { answerChecks, notifyWaitEnd, resumeAllChecks, waitingOf } from "./lib/waiting.js";
@@ -54,6 +62,30 @@ const CHECK_TIMEOUT_MS = 10000;
 const CANCEL_TIMEOUT_MS = 10000;
 
 const flows = new Map(); // accountId -> running or unshown change or sync
+const EXPIRY_ALARM = "credsync-expiry";
+const EXPIRY_PERIOD_MIN = 60; // looks every hour; each account at most once a day
+const CHOSEN_TTL_MS = 2 * 60 * 1000;
+let chosenAccount = null; // {accountId, at}: the account of a clicked expiry notification, for the popups opened soon after
+
+// lib/expiry.js's dependencies.
+const expiryDeps = {
+  accounts: async () => (await accounts()).accounts,
+  hello: () => hello().catch(() => null),
+  backends: backendTable,
+  request: (type, members) => request(type, members),
+  settings,
+  now: () => Date.now(),
+  // The accounts whose saved password Thunderbird just failed with: the
+  // Experiment's fact, where it offers it.
+  failed: async () => new Set(),
+  locale: messenger.i18n.getUILanguage(),
+};
+
+function checkExpiry(options) {
+  return runExpiry(expiryDeps, options).catch(() => {
+    console.warn("credsync: the expiry check failed");
+  });
+}
 
 async function respond(work) {
   try {
@@ -139,6 +171,10 @@ function startFlow(kind, message) {
       : () => changePassword(accountId, message.current, message.new, onProgress, onWaiting);
   flow.promise = respond(work).then(async response => {
     if (response.ok) {
+      // The new password's expiry, at once (its own refusal, if any, is forgotten).
+      clearRefused([accountId])
+        .then(() => checkExpiry({ only: accountId, force: true }))
+        .catch(() => {});
       // The password changed on the provider's page is now saved: guided
       // mode is over for this account.
       await clearGuided(accountId).catch(() => {});
@@ -314,7 +350,42 @@ async function store({ salt, logins }) {
 serve(answerHost);
 
 // Registered at the top level: a persistent event that wakes this page.
-messenger.credsync.onLoginChanged.addListener(change => onLoginChanged(change));
+messenger.credsync.onLoginChanged.addListener(change => {
+  forgetRefusal(change).catch(() => {});
+  return onLoginChanged(change);
+});
+
+// A saved password that changed may be checked again.
+async function forgetRefusal(change) {
+  const { accounts: list } = await listAccounts();
+  const origin = String(change?.origin ?? "").toLowerCase();
+  const ids = list
+    .filter(a => a.incoming?.origin?.toLowerCase() === origin && a.incoming?.username === change?.username)
+    .map(a => a.id);
+  await clearRefused(ids);
+}
+
+// The expiry: looked at every hour (each account at most once a day) and
+// at startup; a click on its notification opens the popup on the account.
+messenger.notifications.onClicked.addListener(id => {
+  const chosen = { accountId: null, at: Date.now(), opened: null };
+  openForNotification(id, accountId => {
+    chosen.accountId = accountId;
+    chosenAccount = chosen;
+  })
+    .then(how => {
+      chosen.opened = how;
+    })
+    .catch(() => {});
+});
+if (messenger.alarms) {
+  messenger.alarms.onAlarm.addListener(alarm => {
+    if (alarm.name === EXPIRY_ALARM) {
+      checkExpiry();
+    }
+  });
+  messenger.alarms.create(EXPIRY_ALARM, { delayInMinutes: 1, periodInMinutes: EXPIRY_PERIOD_MIN });
+}
 
 messenger.runtime.onMessage.addListener(message => {
   switch (message?.cmd) {
@@ -356,6 +427,15 @@ messenger.runtime.onMessage.addListener(message => {
       );
     case "propagations":
       return respond(async () => ({ propagations }));
+    case "expiry":
+      return respond(async () => ({ expiry: await expiryState() }));
+    case "chosenAccount":
+      return respond(async () => {
+        const fresh = chosenAccount && Date.now() - chosenAccount.at < CHOSEN_TTL_MS;
+        return fresh ? { accountId: chosenAccount.accountId, opened: chosenAccount.opened } : { accountId: null };
+      });
+    case "checkExpiry":
+      return respond(() => runExpiry(expiryDeps, { force: message.force === true }));
   }
   return false;
 });
@@ -382,6 +462,7 @@ messenger.runtime.onStartup.addListener(() => {});
 // wait for it. A new host waits for no server: nothing stays paused.
 connectHost(() => {
   resumeAllChecks();
+  checkExpiry();
   return listAccounts()
     .then(({ accounts: list }) => planFor(list))
     .catch(() => {});

@@ -28,6 +28,11 @@ const CHECKS = {
   breachUrl: { valid: v => isBreachUrl(v), fallback: DEFAULT_BREACH_URL },
   // An unreachable range API stops the change (true) or lets it go on.
   breachFailClosed: { valid: v => typeof v === "boolean", fallback: false },
+  // The expiry warnings (lib/expiry.js): whether the host is asked when
+  // the saved password expires, and how many days ahead the notification
+  // warns.
+  expiryWarnings: { valid: v => typeof v === "boolean", fallback: true },
+  expiryWarnDays: { valid: v => Number.isInteger(v) && v >= 1 && v <= 365, fallback: 14 },
 };
 
 export const CHECK_KEYS = Object.keys(CHECKS);
@@ -100,7 +105,7 @@ export async function setSettings(values = {}) {
     const { locked } = await settings();
     for (const key of checks) {
       if (!CHECKS[key].valid(values[key])) {
-        throw invalid(key, `${key} is not valid (minStrength 0–4, breachUrl https://…, the others booleans)`);
+        throw invalid(key, `${key} is not valid (minStrength 0–4, breachUrl https://…, expiryWarnDays 1–365, the others booleans)`);
       }
       if (locked[key]) {
         throw invalid(key, `${key} is set by the administrator`);

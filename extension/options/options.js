@@ -133,6 +133,8 @@ async function initChecks() {
     // Emptied: the default range API.
     breachUrl: { el: $("breach-url"), read: el => el.value.trim() || DEFAULT_BREACH_URL, write: (el, v) => (el.value = v) },
     breachFailClosed: { el: $("breach-fail-closed"), read: el => el.checked, write: (el, v) => (el.checked = v) },
+    expiryWarnings: { el: $("expiry-warnings"), read: el => el.checked, write: (el, v) => (el.checked = v), saved: $("expiry-saved") },
+    expiryWarnDays: { el: $("expiry-warn-days"), read: el => Number(el.value), write: (el, v) => (el.value = String(v)), saved: $("expiry-saved") },
   };
   const show = current => {
     for (const [key, c] of Object.entries(controls)) {
@@ -144,6 +146,7 @@ async function initChecks() {
     for (const key of ["breachUrl", "breachFailClosed"]) {
       controls[key].el.disabled ||= !current.breachCheck;
     }
+    controls.expiryWarnDays.el.disabled ||= !current.expiryWarnings;
   };
   try {
     show(await command({ cmd: "settings" }));
@@ -153,21 +156,22 @@ async function initChecks() {
     return;
   }
   for (const [key, c] of Object.entries(controls)) {
+    const status = c.saved ?? saved;
     c.el.addEventListener("change", async () => {
-      saved.className = "saved";
+      status.className = "saved";
       const value = c.read(c.el);
       if (key === "breachUrl" && !isBreachUrl(value)) {
-        saved.textContent = t("optionsBreachUrlInvalid");
-        saved.classList.add("error");
+        status.textContent = t("optionsBreachUrlInvalid");
+        status.classList.add("error");
         c.el.focus();
         return;
       }
       try {
         show(await command({ cmd: "setSettings", [key]: value }));
-        saved.textContent = t("optionsSaved");
+        status.textContent = t("optionsSaved");
       } catch (error) {
-        saved.textContent = describeError(error);
-        saved.classList.add("error");
+        status.textContent = describeError(error);
+        status.classList.add("error");
       }
     });
   }

@@ -15,6 +15,7 @@
 // DOM is lib/popupstate.js and lib/strength.js.
 
 import { describeError, describeRules } from "../lib/describe.js";
+import { expiryLine } from "../lib/expiry.js";
 import { localizeDocument, t } from "../lib/i18n.js";
 import {
   accountLabel,
@@ -43,6 +44,7 @@ let submitting = false; // waiting for the host's check before a submit
 let touched = new Set(); // fields the user has typed in
 let hostProblems = []; // the host's answer to the last check
 let backends = null; // hello's back-ends by name; null until the host answered
+let expiries = {}; // accountId -> lib/expiry.js entry
 let guidedState = null; // {accountId, reason}: the user was sent to the provider's page
 const forcedGuided = new Set(); // accounts whose back-end could not get through
 let checks = null; // the password checks in force (settings), once read
@@ -170,11 +172,42 @@ async function loadAccounts() {
     select.append(option);
   }
   const usable = accounts.filter(a => a.passwordBased);
-  const initial = usable.find(a => a.id === preferred) ?? usable[0];
+  // The account of a clicked expiry notification (?account=ID in a tab, or
+  // the background's), else the default one.
+  const chosen = await chosenAccount();
+  const initial = usable.find(a => a.id === chosen) ?? usable.find(a => a.id === preferred) ?? usable[0];
   select.value = initial?.id ?? "";
   $("account-hint").hidden = usable.length === accounts.length;
   render();
   performance.mark("credsync-accounts"); // the account list is shown (make bench)
+}
+
+async function chosenAccount() {
+  const fromUrl = new URLSearchParams(location.search).get("account");
+  if (fromUrl) {
+    return fromUrl;
+  }
+  try {
+    return (await command({ cmd: "chosenAccount" })).accountId ?? null;
+  } catch {
+    return null;
+  }
+}
+
+// The expiry the background read last, under the chosen account.
+async function loadExpiry() {
+  try {
+    expiries = (await command({ cmd: "expiry" })).expiry ?? {};
+  } catch {
+    expiries = {};
+  }
+  showExpiry();
+}
+
+function showExpiry() {
+  const text = expiryLine(expiries[selectedAccount()?.id], Date.now(), messenger.i18n.getUILanguage());
+  $("expiry-line").textContent = text;
+  $("expiry-line").hidden = !text;
 }
 
 // hello's back-ends and their rules; the view is redrawn when they arrive.
@@ -694,6 +727,7 @@ async function init() {
     radio.addEventListener("change", showMode);
   }
   $("account").addEventListener("change", showMode);
+  $("account").addEventListener("change", showExpiry);
   $("open-options").addEventListener("click", () => messenger.runtime.openOptionsPage());
   $("guided-open").addEventListener("click", () => openGuided());
   $("guided-browser").addEventListener("click", () => openGuided({ browser: true }));
@@ -723,6 +757,7 @@ async function init() {
   guided.catch(() => {});
   status.catch(() => {});
   await loadAccounts();
+  await loadExpiry();
   await resumeGuided(guided);
   await resumeFlows(status);
   if (!running) {

@@ -338,7 +338,7 @@ $("change").click();`, []any{acct.Key, old, new}, nil); err != nil {
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		n := 0
 		for _, l := range e.sb.Logins() {
-			if l.Username == user && l.Password == new && l.OK {
+			if l.Username == user && l.Password == new && l.OK && l.Protocol != "expiry" {
 				n++
 			}
 		}

@@ -363,7 +363,7 @@ func (e *env) testPropagateOutgoingFirst(t *testing.T) {
 	}
 	// The host checked the password on the incoming server only: the
 	// outgoing login is the one Thunderbird just saved.
-	for _, l := range e.sb.Logins()[mark:] {
+	for _, l := range mailLogins(e.sb.Logins()[mark:]) {
 		if l.Username == user && l.Protocol != "imap" {
 			t.Errorf("credsync logged in to %s; only the incoming server needed the check", l.Protocol)
 		}

@@ -137,7 +137,7 @@ func wantLagLogins(t *testing.T, seen []sandbox.Login, user, password string) {
 	t.Helper()
 	var failed int
 	var order []string
-	for _, l := range seen {
+	for _, l := range mailLogins(seen) {
 		if l.Username != user || l.Password != password {
 			continue
 		}

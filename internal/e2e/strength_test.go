@@ -41,6 +41,7 @@ func testItalianAdministrator(t *testing.T, bin, name string) {
 				"breachCheck":      true,
 				"breachUrl":        api.srv.URL + "/pwned",
 				"breachFailClosed": false,
+				"expiryWarnDays":   7,
 			}
 		},
 	})
@@ -226,6 +227,8 @@ return { minStrength: $("min-strength").value, url: $("breach-url").value, check
 		t.Errorf("fail-open: the popup's note is %q, want it to say the check could not be made", v.Note)
 	}
 	s.wantLogin("imap://127.0.0.1", user, later)
+
+	testItalianExpiry(t, e, s, user, later)
 }
 
 // A minimum strength the user set in the options page (the administrator

@@ -93,6 +93,7 @@ func wantTxAccounts(t *testing.T, got []tbharness.TxAccount, ids ...string) {
 // each with password and accepted, and no other login.
 func (s *scenario) wantLoginsOnce(seen []sandbox.Login, password string, keys ...sandbox.LoginKey) {
 	s.t.Helper()
+	seen = mailLogins(seen)
 	counts := sandbox.CountLogins(seen)
 	s.t.Logf("the servers saw %d logins: %v", len(seen), counts)
 	for _, k := range keys {

@@ -192,7 +192,7 @@ test("change carries the breach check of the settings in force: the administrato
     await change();
     assert.equal("breachCheck" in sent.at(-1), false);
     const s = await command({ cmd: "settings" });
-    assert.deepEqual(s.result.locked, { minStrength: false, breachCheck: true, breachUrl: true, breachFailClosed: true });
+    assert.deepEqual(s.result.locked, { minStrength: false, breachCheck: true, breachUrl: true, breachFailClosed: true, expiryWarnings: false, expiryWarnDays: false });
   } finally {
     for (const key of ["breachCheck", "breachUrl", "breachFailClosed"]) {
       delete m.storage.managed.data[key];

@@ -201,13 +201,23 @@ export function fakeMessenger(options = {}) {
         shown.push({ id, ...details });
         return id;
       },
+      clear: async () => true,
+      onClicked: event(),
     },
+    action: options.openPopup === false ? {} : { openPopup: async () => m.opened.push("popup") },
+    opened: [], // action.openPopup calls and tabs created
+    alarms: { created: [], onAlarm: event(), create(name, info) { this.created.push({ name, ...info }); } },
     accounts: {
       get: async id => ({ id, identities: [identity(id)] }),
       list: async () => (options.accounts ?? []).map(a => ({ id: a.id, identities: [identity(a.id)] })),
       getDefault: async () => null,
     },
-    tabs: { create: async details => ({ id: 1, ...details }) },
+    tabs: {
+      create: async details => {
+        m.opened.push(details.url);
+        return { id: 1, ...details };
+      },
+    },
     windows: { openDefaultBrowser: async () => {} },
     paused: new Map(), // account id -> pauses
     checkCalls: [], // pauseChecks, resumeChecks, resumeAllChecks

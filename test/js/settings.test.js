@@ -15,7 +15,9 @@ const DEFAULT_CHECKS = {
   breachCheck: false,
   breachUrl: "https://api.pwnedpasswords.com",
   breachFailClosed: false,
-  locked: { minStrength: false, breachCheck: false, breachUrl: false, breachFailClosed: false },
+  expiryWarnings: true,
+  expiryWarnDays: 14,
+  locked: { minStrength: false, breachCheck: false, breachUrl: false, breachFailClosed: false, expiryWarnings: false, expiryWarnDays: false },
 };
 
 test("default: on, nothing managed (no managed storage at all)", async () => {
@@ -97,7 +99,9 @@ test("the user saves the checks the administrator did not lock; the result is th
     breachCheck: true,
     breachUrl: "https://mirror.example.org",
     breachFailClosed: true,
-    locked: { minStrength: true, breachCheck: false, breachUrl: false, breachFailClosed: false },
+    expiryWarnings: true,
+    expiryWarnDays: 14,
+    locked: { minStrength: true, breachCheck: false, breachUrl: false, breachFailClosed: false, expiryWarnings: false, expiryWarnDays: false },
   });
   assert.deepEqual(messenger.storage.local.data, { breachCheck: true, breachUrl: "https://mirror.example.org", breachFailClosed: true });
   // One invalid key: nothing of the request is saved.

@@ -32,6 +32,7 @@ func (tb *TB) RecordAlerts(ctx context.Context) error {
 	return tb.Chrome(ctx, alertStateJS+`
 if (alertRecorder()) return;
 const seen = [];
+const listeners = new Map(); // cookie -> listener, for ClickAlert
 const finish = (listener, name) => {
   if (!listener) return;
   setTimeout(() => {
@@ -44,11 +45,13 @@ const service = {
   // 153: showAlert(nsIAlertNotification, nsIObserver)
   showAlert(alert, listener) {
     seen.push({ title: String(alert.title || ""), text: String(alert.text || ""), name: String(alert.name || "") });
+    if (listener) listeners.set(String(alert.name || ""), { listener, cookie: alert.cookie || alert.name });
     finish(listener, alert.cookie || alert.name);
   },
   // 140: showAlertNotification(imageUrl, title, text, clickable, cookie, listener, name, …)
   showAlertNotification(imageUrl, title, text, clickable, cookie, listener, name) {
     seen.push({ title: String(title || ""), text: String(text || ""), name: String(name || "") });
+    if (listener) listeners.set(String(name || ""), { listener, cookie });
     finish(listener, cookie);
   },
   closeAlert() {},
@@ -60,7 +63,7 @@ const factory = {
 const registrar = Components.manager.QueryInterface(Ci.nsIComponentRegistrar);
 const cid = Services.uuid.generateUUID();
 registrar.registerFactory(cid, "credsync harness alerts", "@mozilla.org/alerts-service;1", factory);
-const recorder = { credsyncAlertRecorder: true, seen, observe() {},
+const recorder = { credsyncAlertRecorder: true, seen, listeners, observe() {},
   QueryInterface: ChromeUtils.generateQI(["nsIObserver"]) };
 recorder.wrappedJSObject = recorder;
 Services.obs.addObserver(recorder, "credsync-harness-alerts");`, nil, nil)
@@ -81,4 +84,18 @@ func (tb *TB) ClearAlerts(ctx context.Context) error {
 	return tb.Chrome(ctx, alertStateJS+`
 const r = alertRecorder();
 if (r) r.seen.length = 0;`, nil, nil)
+}
+
+// ClickAlert clicks the recorded alert of this name (for an add-on's
+// notification, its id) as a user would: its listener gets the
+// "alertclickcallback" Thunderbird's alert window sends, so the add-on's
+// notifications.onClicked fires. A headless Thunderbird shows no alert to
+// click; this is the same call the alert's click makes.
+func (tb *TB) ClickAlert(ctx context.Context, name string) error {
+	return tb.Chrome(ctx, alertStateJS+`
+const r = alertRecorder();
+if (!r) throw new Error("alert recorder not installed (RecordAlerts)");
+const entry = r.listeners.get(arguments[0]);
+if (!entry) throw new Error("no clickable alert named " + arguments[0]);
+entry.listener.observe(null, "alertclickcallback", entry.cookie);`, []any{name}, nil)
 }
