@@ -23,6 +23,8 @@ import (
 
 	"github.com/credsync/credsync/internal/testkit/bench"
 	"github.com/credsync/credsync/internal/testkit/mailstack"
+	// The sandbox back-end, for the in-process flow cells.
+	_ "github.com/credsync/credsync/internal/testkit/sandbox/backend"
 )
 
 func main() {

@@ -28,6 +28,8 @@ import (
 type host struct {
 	bin      string
 	manifest string
+	// account is what the fake extension lists (benchAccount).
+	account map[string]any
 }
 
 func newHost(bin, dir string) (*host, error) {
@@ -51,10 +53,12 @@ func newHost(bin, dir string) (*host, error) {
 
 // session is one running host process.
 type session struct {
-	cmd    *exec.Cmd
-	in     io.WriteCloser
-	frames *wire.Reader
-	stderr *strings.Builder
+	// account is what the fake extension lists (benchAccount).
+	account map[string]any
+	cmd     *exec.Cmd
+	in      io.WriteCloser
+	frames  *wire.Reader
+	stderr  *strings.Builder
 }
 
 func (h *host) start(ctx context.Context, env []string) (*session, error) {
@@ -62,7 +66,7 @@ func (h *host) start(ctx context.Context, env []string) (*session, error) {
 	cmd.Dir = filepath.Dir(h.bin)
 	cmd.Env = env
 	cmd.WaitDelay = 2 * time.Second
-	s := &session{cmd: cmd, stderr: &strings.Builder{}}
+	s := &session{account: h.account, cmd: cmd, stderr: &strings.Builder{}}
 	cmd.Stderr = s.stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -94,9 +98,8 @@ func (s *session) request(body []byte) (gjson.Result, error) {
 			return gjson.Result{}, fmt.Errorf("reading the host's reply: %w (stderr: %q)", err, strings.TrimSpace(s.stderr.String()))
 		}
 		m := gjson.ParseBytes(b)
-		if m.Get("type").String() == "store" {
-			reply, _ := json.Marshal(map[string]any{"id": m.Get("id").String(), "status": "ok",
-				"result": map[string]any{"incoming": "modified", "outgoing": "modified"}})
+		if answer, ok := answerHost(m, s.account); ok {
+			reply, _ := json.Marshal(answer)
 			if err := w.Write(reply); err != nil {
 				return gjson.Result{}, err
 			}
@@ -263,6 +266,7 @@ func MeasureHost(ctx context.Context, bin string, s *Servers, settings []HostSet
 		return map[string]any{"protocol": string(e.Protocol), "host": e.Host, "port": e.Port,
 			"socketType": int(e.Security), "authMethod": int(e.AuthMethod), "username": e.Username}
 	}
+	h.account = benchAccount(*s.endpoint(KindByKey("imaps"), s.Addr["imaps"]), *s.endpoint(KindByKey("submission"), s.Addr["submission"]))
 	res.Runs = make([]HostRun, len(settings))
 	for i, st := range settings {
 		res.Runs[i].Settings = st.Name
@@ -286,8 +290,7 @@ func MeasureHost(ctx context.Context, bin string, s *Servers, settings []HostSet
 			}
 
 			next := randomPassword()
-			change, err := json.Marshal(map[string]any{"id": "change", "type": "change",
-				"account": map[string]any{"id": "bench", "incoming": ep("imaps"), "outgoing": ep("submission")},
+			change, err := json.Marshal(map[string]any{"id": "change", "type": "change", "accountId": "bench",
 				"backend": map[string]any{"name": s.Backend, "url": s.BackendURL(s.BackendAddr)},
 				"current": s.Password, "new": next})
 			if err != nil {

@@ -98,13 +98,9 @@ func (x *extension) change(ctx context.Context, s *Servers, backend *Proxy, in, 
 	x.nextID++
 	id := fmt.Sprintf("flow-%d", x.nextID)
 	next := randomPassword()
-	epJSON := func(l leg) map[string]any {
-		return map[string]any{"protocol": string(l.ep.Protocol), "host": l.ep.Host, "port": l.ep.Port,
-			"socketType": int(l.ep.Security), "authMethod": int(l.ep.AuthMethod), "username": l.ep.Username}
-	}
+	account := benchAccount(*in.ep, *out.ep)
 	req := map[string]any{
-		"id": id, "type": "change",
-		"account": map[string]any{"id": "bench", "incoming": epJSON(in), "outgoing": epJSON(out)},
+		"id": id, "type": "change", "accountId": "bench",
 		"backend": map[string]any{"name": s.Backend, "url": s.BackendURL(backend.Addr())},
 		"current": s.Password, "new": next,
 	}
@@ -130,11 +126,14 @@ func (x *extension) change(ctx context.Context, s *Servers, backend *Proxy, in, 
 			if m.Get("step").String() == "changing" && m.Get("state").String() == "ok" {
 				changed = msg.at
 			}
-		case m.Get("type").String() == "store":
-			stored = msg.at
-			if err := x.send(map[string]any{"id": m.Get("id").String(), "status": "ok",
-				"result": map[string]any{"incoming": "modified", "outgoing": "modified"}}); err != nil {
-				return flowRun{}, err
+		case m.Get("type").String() == "store" || m.Get("type").String() == "accounts":
+			if m.Get("type").String() == "store" {
+				stored = msg.at
+			}
+			if reply, ok := answerHost(m, account); ok {
+				if err := x.send(reply); err != nil {
+					return flowRun{}, err
+				}
 			}
 		case m.Get("id").String() == id:
 			if m.Get("status").String() != "ok" || !m.Get("result.stored").Bool() {
