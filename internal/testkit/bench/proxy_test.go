@@ -188,12 +188,18 @@ func TestProxyCountsTurns(t *testing.T) {
 	p := startProxy(t, listen(t, func(c net.Conn) {
 		io.WriteString(c, "220 hello\r\n")
 		r := bufio.NewReader(c)
+		w := bufio.NewWriter(c)
 		for {
 			line, err := r.ReadString('\n')
 			if err != nil {
 				return
 			}
-			io.WriteString(c, "250 "+line)
+			w.WriteString("250 " + line)
+			// Pipelined commands get their replies in one write, as one
+			// flight, however the scheduler interleaves the two loops.
+			if r.Buffered() == 0 {
+				w.Flush()
+			}
 		}
 	}), testRTT)
 	c := dial(t, p.Addr())
