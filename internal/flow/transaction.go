@@ -414,40 +414,28 @@ func stepOf(side Side) Step {
 	return StepCheckingOutgoing
 }
 
+// allOK: every server accepted the password.
 func allOK(servers []Checked) bool {
-	for _, s := range servers {
-		if s.Result.Outcome != verify.OK {
-			return false
-		}
-	}
-	return true
+	return !anyOutcome(servers, func(o verify.Outcome) bool { return o != verify.OK })
 }
 
 // anyOK: some server accepted the password, so the provider has it.
-func anyOK(servers []Checked) bool {
-	for _, s := range servers {
-		if s.Result.Outcome == verify.OK {
-			return true
-		}
-	}
-	return false
-}
+func anyOK(servers []Checked) bool { return anyOutcome(servers, is(verify.OK)) }
 
 // anyExpired: some server said the password has expired (or must be
 // changed first).
-func anyExpired(servers []Checked) bool {
-	for _, s := range servers {
-		if s.Result.Outcome == verify.PasswordExpired {
-			return true
-		}
-	}
-	return false
-}
+func anyExpired(servers []Checked) bool { return anyOutcome(servers, is(verify.PasswordExpired)) }
 
 // anyRefused: some server answered and refused the password.
-func anyRefused(servers []Checked) bool {
+func anyRefused(servers []Checked) bool { return anyOutcome(servers, is(verify.AuthFailed)) }
+
+func is(want verify.Outcome) func(verify.Outcome) bool {
+	return func(o verify.Outcome) bool { return o == want }
+}
+
+func anyOutcome(servers []Checked, match func(verify.Outcome) bool) bool {
 	for _, s := range servers {
-		if s.Result.Outcome == verify.AuthFailed {
+		if match(s.Result.Outcome) {
 			return true
 		}
 	}
