@@ -108,8 +108,10 @@ func (e *Engine) Change(ctx context.Context, c Change, progress Progress) (resul
 	// refusal (above) says "not changed".
 	e.check(ctx, p.servers, c.New, progress)
 	if anyOK(p.servers) {
+		// The provider has it; servers still refusing it may be lagging.
 		progress(StepChanging, OK)
-		return e.checkAndStore(ctx, salt, p, c.New, true, true, progress)
+		result, err = e.checkAndStore(ctx, salt, p, c.New, true, true, progress)
+		return e.awaitServers(ctx, c, salt, p, result, err, progress)
 	}
 	msg := "the provider's answer was lost and the servers could not be asked"
 	if anyRefused(p.servers) {
