@@ -132,43 +132,8 @@ type Outcome struct {
 // user (value + input events), clicks the Change button and waits (up to
 // timeout) for the page's final message.
 func (p *Popup) Change(ctx context.Context, accountID, current, newPassword string, timeout time.Duration) (Outcome, error) {
-	var o Outcome
-	err := p.Eval(ctx, `
-const [accountId, current, next] = arguments;
-const $ = id => document.getElementById(id);
-const select = $("account");
-if (![...select.options].some(o => o.value == accountId)) {
-  throw new Error("account " + accountId + " is not in the popup's list: " + [...select.options].map(o => o.value).join(","));
-}
-select.value = accountId;
-select.dispatchEvent(new Event("change", { bubbles: true }));
-for (const [id, value] of [["current", current], ["new", next], ["repeat", next]]) {
-  const input = $(id);
-  input.focus();
-  input.value = value;
-  input.dispatchEvent(new Event("input", { bubbles: true }));
-}
-const status = $("status");
-status.textContent = "";
-status.className = "";
-$("change").click();`, []any{accountID, current, newPassword}, nil)
-	if err != nil {
-		return o, err
+	if err := p.StartChange(ctx, accountID, current, newPassword); err != nil {
+		return Outcome{}, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	err = p.WaitFor(wctx, `
-const $ = id => document.getElementById(id);
-const status = $("status");
-if (!["success", "error"].includes(status.className)) return null;
-if ($("change-form").getAttribute("aria-busy") == "true") return null;
-const steps = {};
-for (const li of document.querySelectorAll("#steps li")) steps[li.dataset.step] = li.className;
-const fieldErrors = {};
-for (const id of ["current", "new", "repeat"]) {
-  const t = $(id + "-error").textContent;
-  if (t) fieldErrors[id] = t;
-}
-return { kind: status.className, text: status.textContent, steps, fieldErrors };`, nil, 100*time.Millisecond, &o)
-	return o, err
+	return p.waitOutcome(ctx, timeout)
 }
