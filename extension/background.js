@@ -31,7 +31,9 @@
 //                breachFailClosed?}  the new settings
 //   propagations                   {propagations: [...]} (lib/propagation.js)
 //   expiry                         {expiry: {accountId: {checkedAt, state,
-//                                  expiresAt?, notifiedAt?}}} (lib/expiry.js)
+//                                  expiresAt?, notifiedAt?}} (lib/expiry.js),
+//                                  failedLogins: {"origin\nusername": ms}
+//                                  (lib/failures.js)}
 //   chosenAccount                  {accountId | null}: the account of the
 //                                  expiry notification clicked in the last
 //                                  two minutes, and opened: "popup" or "tab"
@@ -52,6 +54,7 @@
 import { accounts, accountWithBackend, listAccounts, planFor, setBackend, setPage } from "./lib/accounts.js";
 import { connectHost, CredsyncError, errorJSON, hello, request, serve } from "./lib/connection.js";
 import { clearRefused, expiryState, openForNotification, runExpiry } from "./lib/expiry.js";
+import { failedLogins, forgetFailures, loginKey, recordFailure } from "./lib/failures.js";
 import { clearGuided, guided, openPage } from "./lib/guided.js";
 import { backendTable } from "./lib/providers.js";
 import { onLoginChanged, pendingLogin, propagations } from "./lib/propagation.js";
@@ -75,9 +78,7 @@ const expiryDeps = {
   request: (type, members) => request(type, members),
   settings,
   now: () => Date.now(),
-  // The accounts whose saved password Thunderbird just failed with: the
-  // Experiment's fact, where it offers it.
-  failed: async () => new Set(),
+  failures: failedLogins,
   locale: messenger.i18n.getUILanguage(),
 };
 
@@ -355,14 +356,21 @@ messenger.credsync.onLoginChanged.addListener(change => {
   return onLoginChanged(change);
 });
 
-// A saved password that changed may be checked again.
+// Thunderbird's login with a saved password was refused: no expiry check
+// with that password for a while (lib/failures.js).
+messenger.credsync.onLoginFailed.addListener(login => {
+  recordFailure(login, Date.now()).catch(() => {});
+});
+
+// A saved password that changed may be used again: its failure is
+// forgotten; for an account whose incoming password it is (the one the
+// expiry check uses), the refusal and the failures of its logins too.
 async function forgetRefusal(change) {
   const { accounts: list } = await listAccounts();
-  const origin = String(change?.origin ?? "").toLowerCase();
-  const ids = list
-    .filter(a => a.incoming?.origin?.toLowerCase() === origin && a.incoming?.username === change?.username)
-    .map(a => a.id);
-  await clearRefused(ids);
+  const key = loginKey(change);
+  const accounts = list.filter(a => a.incoming && loginKey(a.incoming) === key);
+  await forgetFailures([change, ...accounts.map(a => a.outgoing).filter(Boolean)]);
+  await clearRefused(accounts.map(a => a.id));
 }
 
 // The expiry: looked at every hour (each account at most once a day) and
@@ -428,7 +436,7 @@ messenger.runtime.onMessage.addListener(message => {
     case "propagations":
       return respond(async () => ({ propagations }));
     case "expiry":
-      return respond(async () => ({ expiry: await expiryState() }));
+      return respond(async () => ({ expiry: await expiryState(), failedLogins: await failedLogins() }));
     case "chosenAccount":
       return respond(async () => {
         const fresh = chosenAccount && Date.now() - chosenAccount.at < CHOSEN_TTL_MS;

@@ -4,12 +4,14 @@
 // The host is asked at most once a day per account whose back-end reads
 // expiries (hello's `expiry: true`), and after every successful change;
 // never when the feature is off (settings expiryWarnings), never for an
-// account whose saved password was refused (a wrong password is a failed
-// bind the lockout policy counts). The password is the one Thunderbird
+// account whose saved password was refused, by the host's check or by the
+// mail server when Thunderbird last logged in (lib/failures.js): a wrong
+// password is a failed bind the lockout policy counts. The password is the one Thunderbird
 // saved, read through the Experiment, passed in the request and kept
 // nowhere. storage.local "expiry" keeps, by account id, {checkedAt,
 // state, expiresAt?, notifiedAt?, refusedAt?}: no password.
 
+import { failedRecently } from "./failures.js";
 import { t } from "./i18n.js";
 import { isObject } from "./settings.js";
 
@@ -29,20 +31,21 @@ async function saveState(state) {
 
 /**
  * The accounts to ask about now: with a back-end whose hello entry says
- * `expiry: true`, password-based, not refused (failed: a Set of account
- * ids whose saved password just failed), not checked in the last day.
+ * `expiry: true`, password-based, not refused by the host's check nor
+ * failed recently in Thunderbird (failures: lib/failures.js
+ * failedLogins()), not checked in the last day.
  *
  * @param {object[]} accounts lib/accounts.js accounts()
  * @param {Map} backends backendTable(hello)
  */
-export function dueAccounts(accounts, backends, state, now, { failed = new Set(), force = false } = {}) {
+export function dueAccounts(accounts, backends, state, now, { failures = {}, force = false } = {}) {
   return accounts.filter(account => {
     const name = account?.backend?.name;
     if (!name || backends.get(name)?.expiry !== true || account.passwordBased === false) {
       return false;
     }
     const entry = state[account.id];
-    if (failed.has(account.id) || entry?.refusedAt) {
+    if (entry?.refusedAt || failedRecently(account, failures, now)) {
       return false;
     }
     return force || !(typeof entry?.checkedAt === "number" && now - entry.checkedAt < DAY_MS && entry.checkedAt <= now);
@@ -131,8 +134,8 @@ function labelOf(account) {
  * Asks the host about the due accounts and shows the notifications due.
  *
  * @param {object} deps {accounts: () => [...], hello: () => hello result,
- *   backends: hello => Map, request, settings, now: () => ms, failed: () =>
- *   Set, locale}
+ *   backends: hello => Map, request, settings, now: () => ms, failures: () =>
+ *   lib/failures.js failedLogins(), locale}
  * @param {object} [options] {only: accountId, force}: after a change
  */
 export function runExpiry(deps, options = {}) {
@@ -149,12 +152,12 @@ async function runOnce(deps, { only = null, force = false }) {
   if (s.expiryWarnings !== true) {
     return { checked: [], notified: [] };
   }
-  const [list, helloResult, failed] = await Promise.all([deps.accounts(), deps.hello(), deps.failed()]);
+  const [list, helloResult, failures] = await Promise.all([deps.accounts(), deps.hello(), deps.failures()]);
   const backends = deps.backends(helloResult);
   const state = await expiryState();
   const now = deps.now();
   const candidates = only ? list.filter(a => a.id === only) : list;
-  const due = dueAccounts(candidates, backends, state, now, { failed, force });
+  const due = dueAccounts(candidates, backends, state, now, { failures, force });
   const checked = [];
   for (const account of due) {
     let password = null;

@@ -136,6 +136,7 @@ func TestThunderbird(t *testing.T) {
 			t.Run("aruba_two_factor_guided", e.testArubaTwoFactor)
 			t.Run("cli_sync", e.testCLISync)
 			t.Run("expiry_notice_click_off_refused", e.testExpiry)
+			t.Run("expiry_not_after_failed_login", e.testExpiryAfterFailedLogin)
 			// Its own Thunderbird: an Italian UI and the administrator's settings.
 			t.Run("italian_administrator_meter_minimum_breach_check", func(t *testing.T) { testItalianAdministrator(t, bin, name) })
 			t.Logf("Thunderbird %s: start %s, scenarios %s", name,

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -245,6 +246,91 @@ func (e *env) testExpiry(t *testing.T) {
 		t.Errorf("with the feature off the directory saw expiry checks %+v", checks)
 	}
 	s.noAlerts()
+}
+
+// waitFailedLogin waits up to 30 s until the background keeps the failed
+// login of key (want true) or no longer does (want false); it returns
+// whether the background keeps it at the end.
+func (s *scenario) waitFailedLogin(key string, want bool) bool {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var state struct {
+			FailedLogins map[string]int64 `json:"failedLogins"`
+		}
+		if err := s.popup.Command(s.ctx, map[string]any{"cmd": "expiry"}, &state); err != nil {
+			s.t.Fatal(err)
+		}
+		_, kept := state.FailedLogins[key]
+		if kept == want || time.Now().After(deadline) {
+			return kept
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// testExpiryAfterFailedLogin: Thunderbird's own login with the saved
+// password was just refused (its "Login to server … failed" question, here
+// during a check for new mail): the expiry check asks nothing with that
+// password. Once the saved password changes, it asks again.
+func (e *env) testExpiryAfterFailedLogin(t *testing.T) {
+	const user, saved, elsewhere = "max", "Max-saved-pw-1", "Max-changed-elsewhere-2"
+	e.sb.SetPassword(user, saved)
+	s := e.newScenario(t, tbharness.AccountSpec{
+		Type:     "imap",
+		Incoming: sslServer(t, e.sb.IMAPS, user, saved),
+		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, saved)),
+	}, saved, saved)
+	failedKey := strings.ToLower(s.acct.IncomingOrigin) + "\n" + user
+
+	// The password changed elsewhere; Thunderbird checks for new mail with
+	// the saved one.
+	e.sb.SetPassword(user, elsewhere)
+	mark := len(e.sb.Logins())
+	if err := e.tb.CheckMail(s.ctx, s.acct.Key); err != nil {
+		t.Fatal(err)
+	}
+	if failed := s.waitFailedLogin(failedKey, true); !failed {
+		ps, _ := e.tb.Prompts(s.ctx)
+		t.Fatalf("the background has no failed login %q; server saw %+v; prompts %+v", failedKey, e.sb.LoginsSince(mark), ps)
+	}
+	refused := slices.ContainsFunc(e.sb.LoginsSince(mark), func(l sandbox.Login) bool {
+		return l.Protocol == "imap" && l.Username == user && !l.OK && l.Password == saved
+	})
+	if !refused {
+		t.Fatalf("the IMAP server saw no refused login with the saved password: %+v", e.sb.LoginsSince(mark))
+	}
+	ps, err := e.tb.Prompts(s.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Thunderbird asked: %+v", ps)
+
+	// Forced (the daily limit does not hold it back): nothing asked.
+	mark = len(e.sb.Logins())
+	if r := s.checkExpiry(); slices.Contains(r.Checked, s.acct.Key) {
+		t.Errorf("checkExpiry %+v checked the account whose saved password just failed", r)
+	}
+	if checks := expiryLogins(e.sb, mark); len(checks) != 0 {
+		t.Errorf("the directory saw expiry checks %+v with a saved password Thunderbird just failed with", checks)
+	}
+
+	// The user types the new password at Thunderbird's prompt: the failure
+	// is forgotten, and the check asks again, with the new password.
+	if err := e.tb.SaveLoginAsPrompt(s.ctx, s.acct.IncomingOrigin, user, elsewhere, "modify"); err != nil {
+		t.Fatal(err)
+	}
+	if s.waitFailedLogin(failedKey, false) {
+		t.Fatalf("the failed login %q is still kept after the saved password changed", failedKey)
+	}
+	mark = len(e.sb.Logins())
+	if r := s.checkExpiry(); !slices.Contains(r.Checked, s.acct.Key) {
+		t.Errorf("checkExpiry %+v after the saved password changed: want the account checked", r)
+	}
+	checks := expiryLogins(e.sb, mark)
+	if len(checks) != 1 || checks[0].Username != user || !checks[0].OK {
+		t.Errorf("expiry checks after the change %+v: want one, accepted, with the new saved password", checks)
+	}
 }
 
 var italianMonths = [...]string{"gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio",

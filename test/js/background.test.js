@@ -302,6 +302,25 @@ test("store: a failure answers its code with the per-login states; no password i
   }
 });
 
+test("onLoginFailed: logins kept as failed (no password); a changed login forgets its own, an incoming one its account's", async () => {
+  const fail = login => Promise.all(m.credsync.onLoginFailed.listeners.map(l => l(login)));
+  const kept = async () => Object.keys((await command({ cmd: "expiry" })).result.failedLogins).sort();
+  const IMAP = "imap://mail.example.org\nmario";
+  const SMTP = "smtp://mail.example.org\nmario";
+  await fail({ origin: "IMAP://mail.example.org", username: "mario" });
+  await fail({ origin: "smtp://mail.example.org", username: "mario" });
+  await settle();
+  assert.deepEqual(await kept(), [IMAP, SMTP]);
+  assert.equal(typeof (await command({ cmd: "expiry" })).result.failedLogins[IMAP], "number");
+  await changed({ origin: "smtp://mail.example.org", username: "mario", byCredsync: true });
+  await settle();
+  assert.deepEqual(await kept(), [IMAP], "the outgoing password is not the one the expiry check uses");
+  await fail({ origin: "smtp://mail.example.org", username: "mario" });
+  await changed({ origin: "imap://mail.example.org", username: "mario", byCredsync: true });
+  await settle();
+  assert.deepEqual(await kept(), [], "the incoming password changed: the account's failures go");
+});
+
 test("onLoginChanged by credsync: nothing forwarded, nothing recorded", async () => {
   await changed({ origin: "imap://mail.example.org", username: "mario", byCredsync: true });
   assert.equal(m.host.requests("propagate").length, 0);

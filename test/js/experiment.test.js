@@ -152,7 +152,21 @@ function load({ tb153 = true, accounts = [], unlock = () => true, biff = { calls
     Cr: { NS_ERROR_ABORT: 0x80004004 },
     Cu: { getGlobalForObject: () => ({ TextEncoder }) },
     ChromeUtils: { importESModule: () => ({ MailServices }) },
-    Services: { logins, obs, uuid: { generateUUID: () => "{session}" } },
+    Services: {
+      logins,
+      obs,
+      uuid: { generateUUID: () => "{session}" },
+      // messenger.properties as Thunderbird formats it (here in Italian).
+      strings: {
+        createBundle: url => ({
+          formatStringFromName(name, params) {
+            assert.equal(url, "chrome://messenger/locale/messenger.properties");
+            assert.equal(name, "mailServerLoginFailed2");
+            return `Accesso al server ${params[0]} con nome utente ${params[1]} non riuscito.`;
+          },
+        }),
+      },
+    },
     ExtensionCommon: { ExtensionAPIPersistent: class { constructor(extension) { this.extension = extension; } } },
     ExtensionUtils: { ExtensionError },
     console: { warn() {}, error() {} },
@@ -162,7 +176,9 @@ function load({ tb153 = true, accounts = [], unlock = () => true, biff = { calls
   const api = new context.credsync({});
   const events = [];
   api.PERSISTENT_EVENTS.onLoginChanged({ fire: { async: change => events.push(change) } });
-  return { g: context, api, logins, events, observers };
+  const failures = [];
+  api.PERSISTENT_EVENTS.onLoginFailed({ fire: { async: login => failures.push(login) } });
+  return { g: context, api, logins, events, failures, observers };
 }
 
 function mailbox({ tb153 = true } = {}) {
@@ -337,6 +353,28 @@ test("onLoginChanged: a mail login saved with another password, never the passwo
     { origin: "imap://h", username: "u", byCredsync: false },
     { origin: "smtp://h", username: "u", byCredsync: false },
   ]);
+});
+
+test("onLoginFailed: Thunderbird's own login-failed question for an account's server, in its language; not other dialogs", async () => {
+  const { accounts } = mailbox();
+  const { failures, observers, api } = load({ accounts });
+  const [observer] = observers.get("common-dialog-loaded");
+  const dialog = (text, promptType = "confirmEx") => observer.observe({ args: { promptType, text } }, "common-dialog-loaded");
+  dialog("Accesso al server imap.example.org con nome utente mario non riuscito.");
+  dialog("Accesso al server smtp.example.org con nome utente mario non riuscito.");
+  dialog("Accesso al server ::1 con nome utente mario non riuscito.");
+  dialog("Accesso al server imap.example.org con nome utente luigi non riuscito.", "confirmEx"); // no such login
+  dialog("Accesso al server imap.example.org con nome utente mario non riuscito.", "alert");
+  dialog("Login to server imap.example.org with username mario failed."); // not Thunderbird's current language
+  observer.observe({}, "common-dialog-loaded");
+  observer.observe(null, "common-dialog-loaded");
+  assert.deepEqual(JSON.parse(JSON.stringify(failures)), [
+    { origin: "imap://imap.example.org", username: "mario" },
+    { origin: "smtp://smtp.example.org", username: "mario" },
+    { origin: "mailbox://%5B%3A%3A1%5D", username: "mario" },
+  ]);
+  api.onShutdown();
+  assert.deepEqual(observers.get("common-dialog-loaded"), [], "the observer goes at shutdown");
 });
 
 test("pauseChecks: the incoming servers leave the biff schedule in memory, no setting written; resumeChecks puts back exactly those", async () => {

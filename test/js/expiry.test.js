@@ -21,7 +21,7 @@ const ACCOUNT = {
   incoming: { origin: "imap://mail.example.org", username: "m.rossi" },
 };
 
-function deps(clock, s = {}, failed = new Set()) {
+function deps(clock, s = {}, failures = {}) {
   const requests = [];
   return {
     requests,
@@ -34,7 +34,7 @@ function deps(clock, s = {}, failed = new Set()) {
     },
     settings: async () => ({ expiryWarnings: true, expiryWarnDays: 14, ...s }),
     now: () => clock.now,
-    failed: async () => failed,
+    failures: async () => failures,
     locale: "en",
   };
 }
@@ -51,7 +51,12 @@ test("dueAccounts: only expiry back-ends, once a day, never a failed or refused 
   assert.deepEqual(dueAccounts([ACCOUNT], BACKENDS, state, NOW), []);
   assert.equal(dueAccounts([ACCOUNT], BACKENDS, state, NOW, { force: true }).length, 1);
   assert.equal(dueAccounts([ACCOUNT], BACKENDS, { account1: { checkedAt: NOW - DAY_MS } }, NOW).length, 1);
-  assert.deepEqual(dueAccounts([ACCOUNT], BACKENDS, {}, NOW, { failed: new Set(["account1"]) }), []);
+  const failures = { "imap://mail.example.org\nm.rossi": NOW - 60 * 1000 };
+  assert.deepEqual(dueAccounts([ACCOUNT], BACKENDS, {}, NOW, { failures, force: true }), [], "its incoming login just failed");
+  const smtp = { ...ACCOUNT, outgoing: { origin: "smtp://MAIL.example.org", username: "m.rossi" } };
+  assert.deepEqual(dueAccounts([smtp], BACKENDS, {}, NOW, { failures: { "smtp://mail.example.org\nm.rossi": NOW } }), [], "its outgoing login");
+  assert.equal(dueAccounts([ACCOUNT], BACKENDS, {}, NOW, { failures: { "imap://mail.example.org\nm.rossi": NOW - DAY_MS } }).length, 1, "a day later");
+  assert.equal(dueAccounts([ACCOUNT], BACKENDS, {}, NOW, { failures: { "imap://mail.example.org\nM.Rossi": NOW } }).length, 1, "another user");
   assert.deepEqual(dueAccounts([ACCOUNT], BACKENDS, { account1: { refusedAt: 1 } }, NOW, { force: true }), []);
 });
 
@@ -92,7 +97,7 @@ test("off: nothing asked, nothing shown", async () => {
 
 test("a recently failed saved password: nothing asked", async () => {
   install();
-  const d = deps({ now: NOW }, {}, new Set(["account1"]));
+  const d = deps({ now: NOW }, {}, { "imap://mail.example.org\nm.rossi": NOW - 1000 });
   await runExpiry(d);
   assert.equal(d.requests.length, 0);
 });

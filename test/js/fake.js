@@ -223,6 +223,7 @@ export function fakeMessenger(options = {}) {
     checkCalls: [], // pauseChecks, resumeChecks, resumeAllChecks
     credsync: {
       onLoginChanged: event(),
+      onLoginFailed: event(),
       pauseChecks: async ids => {
         m.checkCalls.push(`pause ${ids.join(",")}`);
         const known = ids.filter(id => (options.accounts ?? []).some(a => a.id === id));

@@ -368,6 +368,35 @@ function onStorageChanged(subject, topic, data) {
   }
 }
 
+// common-dialog-loaded: Thunderbird's own question after a refused login
+// ("Login to server %1$S with username %2$S failed.": IMAP, POP3 and SMTP
+// all ask it with messenger.properties' mailServerLoginFailed2). Recognised
+// by that exact text, formatted by Thunderbird in its own language, for one
+// of the accounts' servers; reported as the server's login.
+const failureListeners = new Set(); // fire objects of onLoginFailed
+
+function onDialogLoaded(dialog) {
+  try {
+    const args = dialog?.args;
+    if (args?.promptType !== "confirmEx" || typeof args.text !== "string") {
+      return;
+    }
+    const bundle = Services.strings.createBundle("chrome://messenger/locale/messenger.properties");
+    const failed = new Map();
+    for (const account of MailServices.accounts.accounts) {
+      for (const side of [incomingOf(account), outgoingOf(account)]) {
+        const { host, username, origin } = side?.endpoint ?? {};
+        if (origin && username && args.text === bundle.formatStringFromName("mailServerLoginFailed2", [host, username])) {
+          failed.set(`${origin}\n${username}`, { origin, username });
+        }
+      }
+    }
+    failed.forEach(login => failureListeners.forEach(l => l.fire.async(login)));
+  } catch (e) {
+    console.error(`credsync: dialog observer: ${e.name || "error"}`);
+  }
+}
+
 // Every error reaches the add-on as "code: message"; an unexpected one
 // without its message (which could in theory echo data).
 function guard(code, fn) {
@@ -382,19 +411,24 @@ function guard(code, fn) {
 }
 
 const STORAGE_TOPIC = "passwordmgr-storage-changed";
+const DIALOG_TOPIC = "common-dialog-loaded";
 
 var credsync = class extends ExtensionCommon.ExtensionAPIPersistent {
   constructor(extension) {
     super(extension);
     this.observer = { observe: onStorageChanged };
+    this.dialogObserver = { observe: onDialogLoaded };
     Services.obs.addObserver(this.observer, STORAGE_TOPIC);
+    Services.obs.addObserver(this.dialogObserver, DIALOG_TOPIC);
   }
 
   onShutdown() {
     Services.obs.removeObserver(this.observer, STORAGE_TOPIC);
+    Services.obs.removeObserver(this.dialogObserver, DIALOG_TOPIC);
     resumeAll();
     ownWrites.clear();
     listeners.clear();
+    failureListeners.clear();
   }
 
   // Persistent: a listener of the background page survives its suspension and wakes it.
@@ -404,6 +438,14 @@ var credsync = class extends ExtensionCommon.ExtensionAPIPersistent {
       listeners.add(listener);
       return {
         unregister: () => listeners.delete(listener),
+        convert: newFire => (listener.fire = newFire),
+      };
+    },
+    onLoginFailed({ fire }) {
+      const listener = { fire };
+      failureListeners.add(listener);
+      return {
+        unregister: () => failureListeners.delete(listener),
         convert: newFire => (listener.fire = newFire),
       };
     },
@@ -420,6 +462,7 @@ var credsync = class extends ExtensionCommon.ExtensionAPIPersistent {
         resumeAllChecks: guard("internal_error", async () => resumeAll()),
         pausedChecks: guard("internal_error", async () => [...paused.keys()]),
         onLoginChanged: new ExtensionCommon.EventManager({ context, module: "credsync", event: "onLoginChanged", extensionApi: this }).api(),
+        onLoginFailed: new ExtensionCommon.EventManager({ context, module: "credsync", event: "onLoginFailed", extensionApi: this }).api(),
       },
     };
   }

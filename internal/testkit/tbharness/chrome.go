@@ -433,6 +433,21 @@ return await new Promise(resolve => {
 	return r, err
 }
 
+// CheckMail makes Thunderbird check the account's inbox for new mail as its
+// background check (biff) does, after dropping cached connections: a login
+// with the saved password, and Thunderbird's own question when the server
+// refuses it (the prompt watcher records and cancels it). Fire and forget:
+// poll the server or Prompts for the outcome.
+func (tb *TB) CheckMail(ctx context.Context, accountKey string) error {
+	return tb.Chrome(ctx, `
+const [key] = arguments;
+const server = MailServices.accounts.getAccount(key).incomingServer;
+try { server.closeCachedConnections(); } catch (e) {}
+const inbox = server.rootFolder.getFolderWithFlags(Ci.nsMsgFolderFlags.Inbox);
+// After this script's answer: Marionette fails a script during which a dialog opens.
+setTimeout(() => server.getNewMessages(inbox, mainWindow().msgWindow || null, null), 0);`, []any{accountKey}, nil)
+}
+
 // TriggerSMTPLogon makes Thunderbird log in to the account's SMTP server
 // (verifyLogon, fire and forget: in 153 its listener never reports success,
 // notes §9). Poll the server for the outcome.
