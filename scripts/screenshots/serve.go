@@ -2,9 +2,12 @@
 // scripts/screenshots/run: popup/popup.html gets one extra <script> that
 // loads shim.js (a stand-in for the messenger.* APIs) before the popup's own
 // scripts; everything else is served as it is. The extension's files are
-// not changed.
+// not changed. The renderer's own pages (shim.js, and notice.html with its
+// script and style: the expiry notification) are served under
+// /__screenshots/ from the -assets directory, next to extension/'s files,
+// so that they load extension/lib/ as the extension's pages do.
 //
-//	go run ./scripts/screenshots/serve.go -root extension -shim scripts/screenshots/shim.js
+//	go run ./scripts/screenshots/serve.go -root extension -assets scripts/screenshots
 //
 // It prints its base URL (http://127.0.0.1:PORT/) on stdout, then serves
 // until killed.
@@ -17,25 +20,35 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 )
 
 const (
-	popupPath = "/popup/popup.html"
-	shimPath  = "/__screenshots/shim.js"
+	popupPath  = "/popup/popup.html"
+	assetsPath = "/__screenshots/"
+	shimPath   = assetsPath + "shim.js"
 )
 
 func main() {
 	root := flag.String("root", "extension", "extension `directory`")
-	shim := flag.String("shim", filepath.Join("scripts", "screenshots", "shim.js"), "shim `file`")
+	assets := flag.String("assets", filepath.Join("scripts", "screenshots"), "`directory` of shim.js and notice.html")
 	flag.Parse()
 
 	files := http.FileServer(http.Dir(*root))
+	own := http.StripPrefix(assetsPath, http.FileServer(http.Dir(*assets)))
 	mux := http.NewServeMux()
-	mux.HandleFunc(shimPath, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc(assetsPath, func(w http.ResponseWriter, r *http.Request) {
+		// The pages and their scripts, not this program's source.
+		switch path.Ext(r.URL.Path) {
+		case ".html", ".js", ".css":
+		default:
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Cache-Control", "no-store")
-		http.ServeFile(w, r, *shim)
+		own.ServeHTTP(w, r)
 	})
 	mux.HandleFunc(popupPath, func(w http.ResponseWriter, r *http.Request) {
 		page, err := os.ReadFile(filepath.Join(*root, filepath.FromSlash(popupPath)))

@@ -2,7 +2,7 @@
 // scripts/screenshots/run can render the real popup (extension/popup/) in a
 // plain headless Chromium. serve.go loads it before the popup's scripts.
 //
-// The popup calls exactly (grep messenger. extension/popup extension/lib/{i18n,describe}.js):
+// The popup calls exactly (grep messenger. extension/popup extension/lib/{i18n,describe,expiry}.js):
 //   messenger.i18n.getMessage(key, substitutions)   the locale's real messages.json
 //   messenger.i18n.getUILanguage()
 //   messenger.runtime.sendMessage({cmd: "accounts"}) fake accounts below
@@ -12,6 +12,9 @@
 //   messenger.runtime.sendMessage({cmd: "check"})    the host's rules check: nothing broken
 //   messenger.runtime.sendMessage({cmd: "settings"}) the password checks: the defaults
 //   messenger.runtime.sendMessage({cmd: "openPage"}) guided mode (only on click): opens nothing
+//   messenger.runtime.sendMessage({cmd: "chosenAccount"}) no notification was clicked
+//   messenger.runtime.sendMessage({cmd: "expiry"})   the expiries the background read:
+//                                                    none, or (state=expiry) account2's in 5 days
 //   messenger.accounts.getDefault()
 //   messenger.runtime.connect({name: "credsync"})    a change or a sync
 //                                                    ({cmd: "change" | "sync"}): progress events
@@ -21,6 +24,12 @@
 // 4, no advice), since the estimator is packed into the .xpi, not served
 // from extension/.
 //
+// notice.html (expiry notification) runs the background's expiry check
+// (lib/expiry.js runExpiry) against this shim too, which adds what that
+// check calls: messenger.storage.local (in memory), messenger.credsync.readLogin
+// (a saved password), messenger.notifications.create (kept for the page
+// to draw: credsyncShim.notifications).
+//
 // Query parameters of popup.html:
 //   lang=en|it          the locale (default en)
 //   mode=change|sync    "change my password" (default) or "I already changed it"
@@ -29,13 +38,22 @@
 //   state=progress      form filled in and submitted, change half-way (default)
 //   state=form          form filled in, not submitted
 //   state=done          the change finished successfully
+//   state=expiry        just opened on account2, nothing typed: its password
+//                       expires in 5 days (the expiry line); account2's
+//                       back-end is then ldap, which reads expiries. The
+//                       page's clock is fixed (EXPIRY below), so the date shown
+//                       does not depend on the day of the run.
 //   account=accountN    the mailbox selected at first (default account2, with
 //                       mode=guided account4; account1 is an Aruba PEC box)
 //
 // When the page has reached the state, <html> gets data-shim-ready="WxH"
 // (the popup's size in CSS pixels at its preferred width, which body's
-// min-width and max-width bound, as Thunderbird sizes its panel) and, if the popup asked for a message the locale lacks,
-// data-shim-missing="key,...". run reads both from --dump-dom.
+// min-width and max-width bound, as Thunderbird sizes its panel; with
+// state=expiry only the top of the popup, down to the mailbox and its
+// expiry line) and, if the page asked for a message the locale lacks,
+// data-shim-missing="key,...". run reads both from --dump-dom, and
+// data-shim-error="why" when the state cannot be reached. notice.html marks
+// itself through credsyncShim.markReady and markFailed.
 
 (() => {
   "use strict";
@@ -44,6 +62,16 @@
   const lang = params.get("lang") || "en";
   const state = params.get("state") || "progress";
   const mode = ["sync", "guided"].includes(params.get("mode")) ? params.get("mode") : "change";
+  const isPopup = location.pathname.endsWith("/popup/popup.html");
+  const expiryShot = !isPopup || state === "expiry";
+
+  // The expiry the host reads (PROTOCOL.md's example) and the clock of the
+  // page, 5 days (less an hour) before it: "January 12 (in 5 days)" on any
+  // day the screenshots are taken, in any time zone from UTC-9 to UTC+14.
+  const EXPIRY = { expiresAt: "2027-01-12T09:30:00Z", now: Date.parse("2027-01-07T10:30:00Z") };
+  if (expiryShot) {
+    Date.now = () => EXPIRY.now;
+  }
 
   // ---- i18n ----------------------------------------------------------------
 
@@ -110,6 +138,7 @@
       backendSource: "detected",
       siblings: [],
       page: { url: "https://gestionemail.pec.it/", source: "aruba" },
+      identity: { email: "mario.rossi@pec.it", name: "Mario Rossi" },
       pageSuggestions: ["https://webmail.pec.it/", "https://mail.pec.it/", "https://imaps.pec.aruba.it/"],
       arubaPec: true,
     },
@@ -121,9 +150,11 @@
       passwordBased: true,
       hasIncomingPassword: true,
       hasOutgoingPassword: true,
-      // The only back-end the host has today (internal/provider/registry.go).
-      backend: { name: "sandbox" },
+      // The demo's back-end; for the expiry shots, a directory that knows
+      // when the password expires.
+      backend: expiryShot ? { name: "ldap", url: "ldaps://ldap.aclibresciane.it" } : { name: "sandbox" },
       backendSource: "local",
+      identity: { email: "m.rossi@aclibresciane.it", name: "Mario Rossi" },
       // The same mailbox, also set up as POP3 (account4): updated together.
       siblings: ["account4"],
       page: null,
@@ -143,6 +174,7 @@
       siblings: [],
       page: null,
       pageSuggestions: ["https://webmail.gmail.com/", "https://mail.gmail.com/", "https://imap.gmail.com/"],
+      identity: { email: "mario.rossi@gmail.com", name: "Mario Rossi" },
       arubaPec: false,
     },
     {
@@ -158,6 +190,7 @@
       siblings: ["account2"],
       page: null,
       pageSuggestions: ["https://webmail.aclibresciane.it/", "https://mail.aclibresciane.it/", "https://imap.aclibresciane.it/"],
+      identity: { email: "m.rossi@aclibresciane.it", name: "Mario Rossi" },
       arubaPec: false,
     },
   ];
@@ -166,7 +199,7 @@
     { name: "aruba", needsUrl: false, needsCurrent: true,
       rules: { minLength: 8, maxLength: 256, needsUpper: true, needsLower: true, needsDigit: true,
                needsSpecial: true, specials: "!#$%&()*+,./-:;=?[]_{|}\\@" } },
-    { name: "ldap", needsUrl: true, needsCurrent: true },
+    { name: "ldap", needsUrl: true, needsCurrent: true, expiry: true },
     { name: "roundcube", needsUrl: true, needsCurrent: true },
     { name: "sandbox", needsUrl: true, needsCurrent: true },
   ];
@@ -197,8 +230,14 @@
     guided: () => ({ guided: null }),
     openPage: () => ({ url: "https://webmail.aclibresciane.it/", where: "tab" }),
     status: () => ({ flows: [] }),
+    chosenAccount: () => ({ accountId: null }),
+    // As lib/expiry.js stores the host's answer (entryOf).
+    expiry: () => ({
+      expiry: expiryShot ? { account2: { checkedAt: EXPIRY.now, state: "expires", expiresAt: EXPIRY.expiresAt } } : {},
+    }),
     settings: () => ({ autoPropagate: true, managed: null, minStrength: 0, breachCheck: false,
                        breachUrl: "https://api.pwnedpasswords.com", breachFailClosed: false,
+                       expiryWarnings: true, expiryWarnDays: 14,
                        locked: { minStrength: false, breachCheck: false, breachUrl: false, breachFailClosed: false } }),
   };
 
@@ -267,7 +306,7 @@
 
   // The popup has loaded the accounts and looked for earlier changes.
   function afterInit() {
-    if (mode === "guided") {
+    if (mode === "guided" || state === "expiry") {
       setTimeout(ready, 50);
       return;
     }
@@ -295,7 +334,9 @@
       return;
     }
     document.activeElement?.blur();
-    const root = document.documentElement;
+    // Focusing a field may have scrolled a window shorter than the page
+    // (state=expiry's crop).
+    window.scrollTo(0, 0);
     const fontSize = parseFloat(getComputedStyle(document.body).fontSize);
     // Thunderbird sizes the panel to the page's preferred width, which the
     // body's min-width and max-width (22em, 32em) bound.
@@ -305,9 +346,31 @@
     body.style.width = "";
     const width = Math.ceil(Math.max(22 * fontSize, Math.min(preferred, 32 * fontSize)));
     body.style.width = `${width}px`;
-    const height = Math.ceil(body.getBoundingClientRect().height);
+    // state=expiry: down to the mailbox field (its expiry line), and as
+    // much below it as main's padding.
+    const field = document.getElementById("account").closest(".field");
+    const height = Math.ceil(
+      state === "expiry"
+        ? field.getBoundingClientRect().bottom + parseFloat(getComputedStyle(document.querySelector("main")).paddingBottom)
+        : body.getBoundingClientRect().height
+    );
     body.style.width = "";
-    root.dataset.shimReady = `${width}x${height}`;
+    if (state === "expiry" && document.getElementById("expiry-line").hidden) {
+      markFailed("the popup shows no expiry line");
+      return;
+    }
+    markReady(width, height);
+  }
+
+  // The page cannot reach its state: why, for run (which then stops).
+  function markFailed(reason) {
+    document.documentElement.dataset.shimError = reason;
+  }
+
+  // The page has reached its state; its size in CSS pixels.
+  function markReady(width, height) {
+    const root = document.documentElement;
+    root.dataset.shimReady = `${Math.ceil(width)}x${Math.ceil(height)}`;
     if (missing.size) {
       root.dataset.shimMissing = [...missing].join(",");
     }
@@ -334,9 +397,40 @@
     accounts: {
       getDefault: async () => ({ id: DEFAULT_ACCOUNT, name: "m.rossi@aclibresciane.it", type: "imap" }),
     },
+    // The background's expiry check (notice.html).
+    storage: {
+      local: {
+        get: async key => (typeof key === "string" && key in stored ? { [key]: structuredClone(stored[key]) } : {}),
+        set: async items => void Object.assign(stored, structuredClone(items)),
+      },
+    },
+    credsync: {
+      readLogin: async () => PASSWORDS.current ?? PASSWORDS.password,
+    },
+    notifications: {
+      create: async (id, options) => {
+        notifications.push({ id, ...structuredClone(options) });
+        return id;
+      },
+      clear: async () => true,
+    },
   };
+  const stored = {};
+  const notifications = [];
   globalThis.messenger = api;
   globalThis.browser = api;
+  // For notice.html: the host's expiry answer, the notifications created,
+  // and the mark run waits for.
+  globalThis.credsyncShim = {
+    lang,
+    expiryResult: { state: "expires", expiresAt: EXPIRY.expiresAt, source: "pwdChangedTime + pwdMaxAge" },
+    notifications,
+    markReady,
+    markFailed,
+  };
+  if (!isPopup) {
+    return;
+  }
   // The popup marks <html data-ready> when it shows all it shows on opening.
   const opened = setInterval(() => {
     if (document.documentElement.dataset.ready) {
