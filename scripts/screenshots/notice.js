@@ -30,9 +30,7 @@ const deps = {
   },
   settings: () => command("settings"),
   now: () => Date.now(),
-  // No saved password failed (the older and the newer name).
-  failed: async () => new Set(),
-  failures: async () => ({}),
+  failures: async () => ({}), // no saved password failed
   locale: messenger.i18n.getUILanguage(),
 };
 
