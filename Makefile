@@ -33,7 +33,8 @@ FUZZ_TARGETS := \
 	./internal/provider:FuzzKpasswdReply \
 	./internal/protocol:FuzzSocketRequest \
 	./internal/protocol:FuzzAccountsReply \
-	./internal/verify:FuzzLoginReplies
+	./internal/verify:FuzzLoginReplies \
+	./internal/roots:FuzzAppendPEM
 
 include scripts/integration.mk
 

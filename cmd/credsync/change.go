@@ -19,6 +19,7 @@ import (
 	"github.com/credsync/credsync/internal/flow"
 	"github.com/credsync/credsync/internal/policy"
 	"github.com/credsync/credsync/internal/provider"
+	"github.com/credsync/credsync/internal/roots"
 	"github.com/credsync/credsync/internal/verify"
 )
 
@@ -209,7 +210,7 @@ func detailSuffix(detail string) string {
 // breachTLS verifies the range API like the servers: system roots plus
 // --ca-file.
 func breachTLS(trust verify.Trust) *tls.Config {
-	return &tls.Config{RootCAs: trust.Roots, MinVersion: tls.VersionTLS12}
+	return &tls.Config{RootCAs: roots.Or(trust.Roots), MinVersion: tls.VersionTLS12}
 }
 
 // timedBackend bounds one back-end's change with the command's timeout.

@@ -14,6 +14,7 @@ import (
 	"github.com/credsync/credsync/internal/flow"
 	"github.com/credsync/credsync/internal/policy"
 	"github.com/credsync/credsync/internal/provider"
+	"github.com/credsync/credsync/internal/roots"
 	"github.com/credsync/credsync/internal/verify"
 )
 
@@ -80,7 +81,7 @@ func breachMember(req gjson.Result, trust verify.Trust) (policy.Options, *Error)
 		return policy.Options{}, invalid("breachCheck.failClosed", `member "breachCheck.failClosed" must be a boolean`)
 	}
 	client := &http.Client{Timeout: breachTimeout, Transport: &http.Transport{
-		Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: trust.Roots, MinVersion: tls.VersionTLS12}}}
+		Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: roots.Or(trust.Roots), MinVersion: tls.VersionTLS12}}}
 	return policy.Options{Breach: &policy.Breach{BaseURL: base, Client: client}, FailClosed: failClosed.Bool()}, nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/credsync/credsync/internal/policy"
+	sysroots "github.com/credsync/credsync/internal/roots"
 )
 
 // ad changes a password in Active Directory (or Samba AD) the way Windows
@@ -160,7 +161,7 @@ func dialTLSLDAP(ctx context.Context, name, host, addr string, implicitTLS bool,
 		return nil, nil, nil, &Error{Kind: Unreachable, Detail: name + ": " + detail, Err: err}
 	}
 
-	cfg := &tls.Config{ServerName: host, RootCAs: roots, MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{ServerName: host, RootCAs: sysroots.Or(roots), MinVersion: tls.VersionTLS12}
 	if implicitTLS {
 		tc := tls.Client(tracked, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {

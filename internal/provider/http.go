@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/net/publicsuffix"
+
+	sysroots "github.com/credsync/credsync/internal/roots"
 )
 
 // maxBody bounds what a web back-end reads of a provider's page.
@@ -29,7 +31,7 @@ func newHTTPClient(roots *x509.CertPool) *http.Client {
 		Jar: jar,
 		Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
-			TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+			TLSClientConfig:     &tls.Config{RootCAs: sysroots.Or(roots), MinVersion: tls.VersionTLS12},
 			TLSHandshakeTimeout: 15 * time.Second,
 			// HTTP/1.1 only: a change is a few requests in turn, which
 			// HTTP/2 would not speed up, and release builds leave it out

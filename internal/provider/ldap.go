@@ -14,6 +14,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/credsync/credsync/internal/redact"
+	"github.com/credsync/credsync/internal/roots"
 )
 
 // ldapBackend changes a password with the LDAP Password Modify extended
@@ -89,7 +90,7 @@ func (ldapBackend) Change(ctx context.Context, r Request) error {
 	defer stop()
 	defer raw.Close()
 
-	cfg := &tls.Config{ServerName: t.host, RootCAs: r.Roots, MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{ServerName: t.host, RootCAs: roots.Or(r.Roots), MinVersion: tls.VersionTLS12}
 	var conn *ldap.Conn
 	if t.implicitTLS {
 		tc := tls.Client(tracked, cfg)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/credsync/credsync/internal/policy"
+	"github.com/credsync/credsync/internal/roots"
 )
 
 // poppassd changes the password with the poppassd line protocol (TCP 106;
@@ -146,7 +147,7 @@ func (poppassd) Change(ctx context.Context, r Request) (err error) {
 		_ = conn.SetDeadline(d)
 	}
 	if target.tls {
-		tc := tls.Client(conn, &tls.Config{ServerName: target.host, RootCAs: r.Roots, MinVersion: tls.VersionTLS12})
+		tc := tls.Client(conn, &tls.Config{ServerName: target.host, RootCAs: roots.Or(r.Roots), MinVersion: tls.VersionTLS12})
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return &Error{Kind: Unreachable, Detail: "poppassd: TLS with " + target.addr, Err: err}
 		}

@@ -11,14 +11,15 @@ import (
 	"time"
 
 	"github.com/credsync/credsync/internal/endpoint"
+	"github.com/credsync/credsync/internal/roots"
 )
 
 // baseTLSConfig verifies the server the normal way: against trust.Roots (or
-// the system roots) and ep.Host.
+// the system roots, loaded once for the process: package roots) and ep.Host.
 func baseTLSConfig(ep endpoint.Endpoint, trust Trust) *tls.Config {
 	return &tls.Config{
 		ServerName: strings.TrimSuffix(ep.Host, "."),
-		RootCAs:    trust.Roots,
+		RootCAs:    roots.Or(trust.Roots),
 		MinVersion: tls.VersionTLS12,
 	}
 }
