@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/credsync/credsync/internal/testkit/tbharness"
 )
 
 // exitNotRunning is credsync sync's documented exit status when no
@@ -98,11 +96,7 @@ func (e *env) testCLISync(t *testing.T) {
 	skipWithoutCLISync(t)
 	const user, old, new = "max", "Max-old-pw-1", "Max-new-pw-2"
 	e.sb.SetPassword(user, old)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
 	e.sb.SetPassword(user, new)
 	if err := e.tb.ClearAlerts(s.ctx); err != nil {
 		t.Fatal(err)

@@ -557,6 +557,30 @@ func (s *scenario) wantSuccess(o tbharness.Outcome, withOutgoing bool) {
 	}
 }
 
+// openOptions opens the extension's options page in a tab, as a user does.
+func (s *scenario) openOptions() *tbharness.Page {
+	s.t.Helper()
+	u, err := s.e.tb.ExtensionURL(s.ctx, s.e.addonID, "options/options.html")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	options, err := s.e.tb.OpenPage(s.ctx, u)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return options
+}
+
+// imapAccount is an IMAP account on the sandbox with its SMTP server, both
+// over TLS with the same user name and password.
+func (e *env) imapAccount(t *testing.T, user, pw string) tbharness.AccountSpec {
+	return tbharness.AccountSpec{
+		Type:     "imap",
+		Incoming: sslServer(t, e.sb.IMAPS, user, pw),
+		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, pw)),
+	}
+}
+
 func sslServer(t *testing.T, addr, user, pw string) tbharness.ServerSpec {
 	h, p := hostPort(t, addr)
 	return tbharness.ServerSpec{Host: h, Port: p, SocketType: tbharness.SocketSSL,
@@ -574,11 +598,7 @@ func starttlsServer(t *testing.T, host, addr, user, pw string) tbharness.ServerS
 func (e *env) testChange(t *testing.T) {
 	const user, old, new = "ann", "Ann-old-pw-1", "Ann-new-pw-2"
 	e.sb.SetPassword(user, old)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
 	o := s.change()
 	s.wantSuccess(o, true)
 	s.wantLogin("imap://127.0.0.1", user, new)
@@ -706,11 +726,7 @@ func (e *env) testPrimaryPassword(t *testing.T) {
 	if err := e.tb.UnlockPrimaryPassword(ctx, primary); err != nil {
 		t.Fatal(err)
 	}
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
 	st, err := e.tb.PrimaryPassword(s.ctx)
 	if err != nil || !st.HasPassword || !st.ServicesLoggedIn {
 		t.Fatalf("primary password state %+v, %v: want set and unlocked", st, err)
@@ -742,11 +758,7 @@ func (e *env) testPrimaryPasswordLocked(t *testing.T) {
 			t.Errorf("removing the primary password: %v", err)
 		}
 	})
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
 	if err := e.tb.LockPrimaryPassword(s.ctx); err != nil {
 		t.Fatal(err)
 	}

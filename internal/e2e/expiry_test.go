@@ -131,16 +131,8 @@ func (e *env) testExpiry(t *testing.T) {
 	expires := time.Now().Add(5*24*time.Hour - time.Hour).Truncate(time.Second)
 	e.sb.SetExpiresAt(other, expires)
 	t.Cleanup(func() { e.sb.SetExpiresAt(other, time.Time{}) })
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, old)
-	b := s.addAccount(tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, other, pw),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, other, pw)),
-	})
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, old)
+	b := s.addAccount(e.imapAccount(t, other, pw))
 	if err := s.popup.SetBackend(s.ctx, b.Key, "sandbox", e.sb.ChangeURL); err != nil {
 		t.Fatal(err)
 	}
@@ -276,11 +268,7 @@ func (s *scenario) waitFailedLogin(key string, want bool) bool {
 func (e *env) testExpiryAfterFailedLogin(t *testing.T) {
 	const user, saved, elsewhere = "max", "Max-saved-pw-1", "Max-changed-elsewhere-2"
 	e.sb.SetPassword(user, saved)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, saved),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, saved)),
-	}, saved, saved)
+	s := e.newScenario(t, e.imapAccount(t, user, saved), saved, saved)
 	failedKey := strings.ToLower(s.acct.IncomingOrigin) + "\n" + user
 
 	// The password changed elsewhere; Thunderbird checks for new mail with

@@ -53,11 +53,7 @@ func TestFaults(t *testing.T) {
 func (e *env) testHostKilled(t *testing.T) {
 	const user, old, new = "kai", "Kai-old-pw-1", "Kai-new-pw-2"
 	e.sb.SetPassword(user, old)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
 
 	// A provider that takes the request and does not answer.
 	arrived, release := make(chan struct{}), make(chan struct{})
@@ -128,11 +124,7 @@ func (e *env) testHostKilled(t *testing.T) {
 func (e *env) testSecondWriteFails(t *testing.T) {
 	const user, old, new = "ola", "Ola-old-pw-1", "Ola-new-pw-2"
 	e.sb.SetPassword(user, old)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
 	if err := e.tb.FailLoginWrites(s.ctx, e.addonID, "smtp://"); err != nil {
 		t.Fatal(err)
 	}
@@ -187,11 +179,7 @@ func (e *env) testCanaryHygiene(t *testing.T, since time.Time) {
 	const user, old = "zoe", "Zoe-old-pw-1"
 	canary := security.Canary
 	e.sb.SetPassword(user, old)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, canary)
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, canary)
 	var findings []security.Finding
 	scanProcesses := func(when string) {
 		pids := e.tb.Processes()
@@ -274,11 +262,7 @@ func testThunderbirdQuits(t *testing.T, name string) {
 	e.sb.SetPassword(user, old)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	acct, err := e.tb.CreateAccount(ctx, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	})
+	acct, err := e.tb.CreateAccount(ctx, e.imapAccount(t, user, old))
 	if err != nil {
 		t.Fatal(err)
 	}

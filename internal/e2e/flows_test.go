@@ -222,11 +222,7 @@ func (s *scenario) wantSiblingStored(o tbharness.Outcome, sibling tbharness.Acco
 func (e *env) testSyncAlreadyChanged(t *testing.T) {
 	const user, old, new = "gia", "Gia-old-pw-1", "Gia-new-pw-2"
 	e.sb.SetPassword(user, old)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
 	pop, popName := s.addSibling(user, old)
 	e.sb.SetPassword(user, new) // changed elsewhere (Ctrl+Alt+Del, webmail)
 	if err := e.tb.ClearAlerts(s.ctx); err != nil {
@@ -265,11 +261,7 @@ func (e *env) testSyncAlreadyChanged(t *testing.T) {
 func (e *env) testChangeWithSibling(t *testing.T) {
 	const user, old, new = "lia", "Lia-old-pw-1", "Lia-new-pw-2"
 	e.sb.SetPassword(user, old)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
 	pop, popName := s.addSibling(user, old)
 	o := s.change()
 	s.wantSuccess(o, true)
@@ -285,11 +277,7 @@ func (e *env) testChangeWithSibling(t *testing.T) {
 func (e *env) testSyncWrongPassword(t *testing.T) {
 	const user, old, new, wrong = "hal", "Hal-old-pw-1", "Hal-new-pw-2", "Hal-typo-pw-3"
 	e.sb.SetPassword(user, old)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
 	e.sb.SetPassword(user, new)
 	o := s.sync(wrong)
 	if o.Kind != "error" || !strings.Contains(o.Text, "did not work") || !strings.Contains(o.Text, "rejected the password") ||
@@ -313,11 +301,7 @@ func (e *env) testSyncWrongPassword(t *testing.T) {
 func (e *env) testPropagate(t *testing.T) {
 	const user, old, new = "ivy", "Ivy-old-pw-1", "Ivy-new-pw-2"
 	e.sb.SetPassword(user, old)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
 	pop, _ := s.addSibling(user, old)
 	e.sb.SetPassword(user, new)
 	if err := e.tb.ClearAlerts(s.ctx); err != nil {
@@ -370,11 +354,7 @@ func (e *env) testPropagate(t *testing.T) {
 func (e *env) testPropagateWrongPassword(t *testing.T) {
 	const user, old, new, wrong = "jay", "Jay-old-pw-1", "Jay-new-pw-2", "Jay-typo-pw-3"
 	e.sb.SetPassword(user, old)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
 	e.sb.SetPassword(user, new)
 	if err := e.tb.ClearAlerts(s.ctx); err != nil {
 		t.Fatal(err)
@@ -410,20 +390,9 @@ func (e *env) testPropagateWrongPassword(t *testing.T) {
 func (e *env) testPropagateDisabled(t *testing.T) {
 	const user, old, new = "kim", "Kim-old-pw-1", "Kim-new-pw-2"
 	e.sb.SetPassword(user, old)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
 	// Turned off in the options page, as a user does.
-	u, err := e.tb.ExtensionURL(s.ctx, e.addonID, "options/options.html")
-	if err != nil {
-		t.Fatal(err)
-	}
-	options, err := e.tb.OpenPage(s.ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
+	options := s.openOptions()
 	defer options.Close(s.ctx)
 	var saved string
 	wctx, cancel := context.WithTimeout(s.ctx, 20*time.Second)
@@ -476,11 +445,7 @@ return true;`, nil, 100*time.Millisecond, nil); err != nil {
 func (e *env) testPropagateWakesEventPage(t *testing.T) {
 	const user, old, new = "ned", "Ned-old-pw-1", "Ned-new-pw-2"
 	e.sb.SetPassword(user, old)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
 	// Nothing may talk to the background meanwhile: that would wake it.
 	if err := s.popup.Close(s.ctx); err != nil {
 		t.Fatal(err)

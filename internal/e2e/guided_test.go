@@ -159,11 +159,7 @@ func (e *env) testGuided(t *testing.T) {
 	e.sb.SetPassword(user, old)
 	page := startProviderPage(t, e.sb)
 	pageURL := page.URL + "webmail/" + user
-	s := e.newScenarioWith(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new, "", "")
+	s := e.newScenarioWith(t, e.imapAccount(t, user, old), old, new, "", "")
 	if err := s.popup.Select(s.ctx, s.acct.Key); err != nil {
 		t.Fatal(err)
 	}
@@ -241,11 +237,7 @@ func (e *env) testArubaTwoFactor(t *testing.T) {
 	const user, old, next, app = "pia", "Pia-old-pw-1", "Pia-new-pw-2", "Pia-app-pw-3"
 	e.sb.SetPassword(user, old)
 	page := startProviderPage(t, e.sb)
-	s := e.newScenarioWith(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, next, "aruba", page.URL)
+	s := e.newScenarioWith(t, e.imapAccount(t, user, old), old, next, "aruba", page.URL)
 	if err := s.popup.Select(s.ctx, s.acct.Key); err != nil {
 		t.Fatal(err)
 	}
@@ -339,11 +331,7 @@ func (e *env) testArubaTwoFactor(t *testing.T) {
 func (e *env) testPropagateOutgoingFirst(t *testing.T) {
 	const user, old, new = "quin", "Quin-old-pw-1", "Quin-new-pw-2"
 	e.sb.SetPassword(user, old)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
 	e.sb.SetPassword(user, new)
 	if err := e.tb.ClearAlerts(s.ctx); err != nil {
 		t.Fatal(err)

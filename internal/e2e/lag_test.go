@@ -41,11 +41,7 @@ func (e *env) testServersLag(t *testing.T) {
 	t.Run("popup_open", func(t *testing.T) {
 		const user, old, new = "lea", "Lea-old-pw-1", "Lea-new-pw-2"
 		e.sb.SetPassword(user, old)
-		s := e.newScenario(t, tbharness.AccountSpec{
-			Type:     "imap",
-			Incoming: sslServer(t, e.sb.IMAPS, user, old),
-			SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-		}, old, new)
+		s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
 		mark := len(e.sb.Logins())
 		if err := s.popup.StartChange(s.ctx, s.acct.Key, old, new); err != nil {
 			t.Fatal(err)
@@ -84,11 +80,7 @@ func (e *env) testServersLag(t *testing.T) {
 	t.Run("popup_closed_notification", func(t *testing.T) {
 		const user, old, new = "lou", "Lou-old-pw-1", "Lou-new-pw-2"
 		e.sb.SetPassword(user, old)
-		s := e.newScenario(t, tbharness.AccountSpec{
-			Type:     "imap",
-			Incoming: sslServer(t, e.sb.IMAPS, user, old),
-			SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-		}, old, new)
+		s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
 		if err := e.tb.ClearAlerts(s.ctx); err != nil {
 			t.Fatal(err)
 		}

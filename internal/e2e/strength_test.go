@@ -78,14 +78,7 @@ func testItalianAdministrator(t *testing.T, bin, name string) {
 		t.Fatalf("settings %+v: want the administrator's, locked", settings)
 	}
 	// The options page shows them, and cannot change them.
-	u, err := e.tb.ExtensionURL(s.ctx, e.addonID, "options/options.html")
-	if err != nil {
-		t.Fatal(err)
-	}
-	options, err := e.tb.OpenPage(s.ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
+	options := s.openOptions()
 	wctx, cancel := context.WithTimeout(s.ctx, 20*time.Second)
 	defer cancel()
 	var shown struct {
@@ -237,19 +230,8 @@ return { minStrength: $("min-strength").value, url: $("breach-url").value, check
 func (e *env) testUserMinimum(t *testing.T) {
 	const user, old, new = "lia", "Lia-old-pw-1", "Quercia-Lavagna-Torrente-83"
 	e.sb.SetPassword(user, old)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
-	u, err := e.tb.ExtensionURL(s.ctx, e.addonID, "options/options.html")
-	if err != nil {
-		t.Fatal(err)
-	}
-	options, err := e.tb.OpenPage(s.ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
+	options := s.openOptions()
 	defer options.Close(s.ctx)
 	t.Cleanup(func() {
 		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
