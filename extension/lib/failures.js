@@ -49,11 +49,11 @@ function update(change) {
   return run;
 }
 
-/** Records a failure of the login at now; drops the ones no longer recent. */
+/** Records a failure of the login at now; drops the ones not recent (or from a clock set back). */
 export function recordFailure(login, now) {
   return update(failures => {
     for (const [key, at] of Object.entries(failures)) {
-      if (typeof at !== "number" || now - at >= RECENT_MS) {
+      if (typeof at !== "number" || at > now || now - at >= RECENT_MS) {
         delete failures[key];
       }
     }

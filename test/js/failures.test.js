@@ -28,8 +28,8 @@ test("failedRecently: either login of the account, within a day, not in the futu
   assert.equal(failedRecently(account, { [loginKey(IMAP)]: "yesterday" }, NOW), false);
 });
 
-test("recordFailure keeps the time, drops failures a day old; forgetFailures removes those", async () => {
-  globalThis.messenger = fakeMessenger({ local: { failedLogins: { [loginKey(SMTP)]: NOW - RECENT_MS, junk: "x" } } });
+test("recordFailure keeps the time, drops failures a day old or ahead of the clock; forgetFailures removes those", async () => {
+  globalThis.messenger = fakeMessenger({ local: { failedLogins: { [loginKey(SMTP)]: NOW - RECENT_MS, future: NOW + 5000, junk: "x" } } });
   await Promise.all([recordFailure(IMAP, NOW), recordFailure({ ...IMAP, username: "other" }, NOW + 1)]);
   assert.deepEqual(await failedLogins(), { [loginKey(IMAP)]: NOW, [loginKey({ ...IMAP, username: "other" })]: NOW + 1 }, "both kept: one update at a time");
   await forgetFailures([{ origin: "IMAP://mail.example.org", username: "m.rossi" }, SMTP]);
