@@ -2,7 +2,7 @@
 // scripts/screenshots/run: popup/popup.html gets one extra <script> that
 // loads shim.js (a stand-in for the messenger.* APIs) before the popup's own
 // scripts; everything else is served as it is. The extension's files are
-// not changed. The renderer's own pages (shim.js, and notice.html with its
+// not changed. The renderer's own pages (shim.js, and expiry-notice.html with its
 // script and style: the expiry notification) are served under
 // /__screenshots/ from the -assets directory, next to extension/'s files,
 // so that they load extension/lib/ as the extension's pages do.
@@ -33,7 +33,7 @@ const (
 
 func main() {
 	root := flag.String("root", "extension", "extension `directory`")
-	assets := flag.String("assets", filepath.Join("scripts", "screenshots"), "`directory` of shim.js and notice.html")
+	assets := flag.String("assets", filepath.Join("scripts", "screenshots"), "`directory` of shim.js and expiry-notice.html")
 	flag.Parse()
 
 	files := http.FileServer(http.Dir(*root))

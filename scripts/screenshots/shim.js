@@ -24,7 +24,7 @@
 // 4, no advice), since the estimator is packed into the .xpi, not served
 // from extension/.
 //
-// notice.html (expiry notification) runs the background's expiry check
+// expiry-notice.html (expiry notification) runs the background's expiry check
 // (lib/expiry.js runExpiry) against this shim too, which adds what that
 // check calls: messenger.storage.local (in memory), messenger.credsync.readLogin
 // (a saved password), messenger.notifications.create (kept for the page
@@ -52,7 +52,7 @@
 // state=expiry only the top of the popup, down to the mailbox and its
 // expiry line) and, if the page asked for a message the locale lacks,
 // data-shim-missing="key,...". run reads both from --dump-dom, and
-// data-shim-error="why" when the state cannot be reached. notice.html marks
+// data-shim-error="why" when the state cannot be reached. expiry-notice.html marks
 // itself through credsyncShim.markReady and markFailed.
 
 (() => {
@@ -397,7 +397,7 @@
     accounts: {
       getDefault: async () => ({ id: DEFAULT_ACCOUNT, name: "m.rossi@aclibresciane.it", type: "imap" }),
     },
-    // The background's expiry check (notice.html).
+    // The background's expiry check (expiry-notice.html).
     storage: {
       local: {
         get: async key => (typeof key === "string" && key in stored ? { [key]: structuredClone(stored[key]) } : {}),
@@ -419,7 +419,7 @@
   const notifications = [];
   globalThis.messenger = api;
   globalThis.browser = api;
-  // For notice.html: the host's expiry answer, the notifications created,
+  // For expiry-notice.html: the host's expiry answer, the notifications created,
   // and the mark run waits for.
   globalThis.credsyncShim = {
     lang,
