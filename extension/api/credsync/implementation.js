@@ -410,6 +410,15 @@ function guard(code, fn) {
   };
 }
 
+// A persistent event's registration, keeping its fire object in set.
+function persistent(set) {
+  return ({ fire }) => {
+    const listener = { fire };
+    set.add(listener);
+    return { unregister: () => set.delete(listener), convert: newFire => (listener.fire = newFire) };
+  };
+}
+
 const STORAGE_TOPIC = "passwordmgr-storage-changed";
 const DIALOG_TOPIC = "common-dialog-loaded";
 
@@ -432,24 +441,7 @@ var credsync = class extends ExtensionCommon.ExtensionAPIPersistent {
   }
 
   // Persistent: a listener of the background page survives its suspension and wakes it.
-  PERSISTENT_EVENTS = {
-    onLoginChanged({ fire }) {
-      const listener = { fire };
-      listeners.add(listener);
-      return {
-        unregister: () => listeners.delete(listener),
-        convert: newFire => (listener.fire = newFire),
-      };
-    },
-    onLoginFailed({ fire }) {
-      const listener = { fire };
-      failureListeners.add(listener);
-      return {
-        unregister: () => failureListeners.delete(listener),
-        convert: newFire => (listener.fire = newFire),
-      };
-    },
-  };
+  PERSISTENT_EVENTS = { onLoginChanged: persistent(listeners), onLoginFailed: persistent(failureListeners) };
 
   getAPI(context) {
     return {
