@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/credsync/credsync/internal/testkit/wine"
 )
 
 // newCA is a self-signed CA certificate and its key.
@@ -159,7 +161,7 @@ func TestPoolKeepsNoInput(t *testing.T) {
 }
 
 func TestReadFileReusesItsBuffer(t *testing.T) {
-	dir := t.TempDir()
+	dir := wine.TempDir(t)
 	big := bytes.Repeat([]byte("x"), 100_000)
 	small := []byte("small")
 	for name, data := range map[string][]byte{"big": big, "small": small, "empty": nil} {
