@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/credsync/credsync/internal/code"
@@ -104,7 +106,13 @@ func runExpiry(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		if c == code.OutcomeUnknown {
 			c = code.BackendUnreachable
 		}
-		fmt.Fprintf(stderr, "credsync expiry: %s: %s\n", c, printable(err.Error()))
+		// The code once: a back-end's error begins with its own kind.
+		msg := err.Error()
+		var pe *provider.Error
+		if errors.As(err, &pe) {
+			msg = strings.TrimPrefix(msg, string(pe.Kind)+": ")
+		}
+		fmt.Fprintf(stderr, "credsync expiry: %s: %s\n", c, printable(msg))
 		return exitFailed
 	}
 	fmt.Fprintln(stdout, expiryLine(x))

@@ -31,7 +31,7 @@ func TestExpiryCommand(t *testing.T) {
 	}
 	// Unreachable: exit 1, nothing on stdout.
 	code, stdout, stderr = expiryCLI(t, "pw-Canary-1\n", in, "--backend", "ad", "--backend-url", "ldaps://127.0.0.1:1", "--password-stdin")
-	if code != exitFailed || stdout != "" || !strings.Contains(stderr, "backend_unreachable") {
+	if code != exitFailed || stdout != "" || !strings.HasPrefix(stderr, "credsync expiry: backend_unreachable: ") || strings.Count(stderr, "_unreachable") != 1 {
 		t.Fatalf("unreachable: %d %q %q", code, stdout, stderr)
 	}
 	if strings.Contains(stdout+stderr, "pw-Canary-1") {
