@@ -16,6 +16,7 @@
 
 import { describeError, describeRules } from "../lib/describe.js";
 import { expiryLine } from "../lib/expiry.js";
+import { failedRecently } from "../lib/failures.js";
 import { localizeDocument, t } from "../lib/i18n.js";
 import {
   accountLabel,
@@ -45,6 +46,7 @@ let touched = new Set(); // fields the user has typed in
 let hostProblems = []; // the host's answer to the last check
 let backends = null; // hello's back-ends by name; null until the host answered
 let expiries = {}; // accountId -> lib/expiry.js entry
+let failures = {}; // lib/failures.js failedLogins()
 let guidedState = null; // {accountId, reason}: the user was sent to the provider's page
 const forcedGuided = new Set(); // accounts whose back-end could not get through
 let checks = null; // the password checks in force (settings), once read
@@ -110,6 +112,7 @@ function render() {
   showGuided();
   showRules();
   showMeter();
+  showFailed();
 }
 
 // After the mode or the account changed: a fresh form.
@@ -194,14 +197,26 @@ async function chosenAccount() {
   }
 }
 
-// The expiry the background read last, under the chosen account.
+// The expiry the background read last, under the chosen account, and
+// whether Thunderbird's own login with its saved password just failed.
 async function loadExpiry() {
   try {
-    expiries = (await command({ cmd: "expiry" })).expiry ?? {};
+    const known = await command({ cmd: "expiry" });
+    expiries = known.expiry ?? {};
+    failures = known.failedLogins ?? {};
   } catch {
     expiries = {};
+    failures = {};
   }
   showExpiry();
+  showFailed();
+}
+
+// Thunderbird was just refused the saved password: perhaps it was changed
+// elsewhere (at Ctrl+Alt+Del, on the provider's page), which "I already
+// changed it" saves. The button shows outside that view (data-mode).
+function showFailed() {
+  $("failed-line").hidden = !failedRecently(selectedAccount(), failures, Date.now());
 }
 
 function showExpiry() {
@@ -739,6 +754,10 @@ async function init() {
     }
   });
   $("aruba-open").addEventListener("click", () => openGuided({ reason: "aruba", typed: false }));
+  $("failed-sync").addEventListener("click", () => {
+    setMode("sync");
+    $("password").focus();
+  });
   $("guided-offer").addEventListener("click", switchToGuided);
   $("guided-retry").addEventListener("click", () => {
     forcedGuided.delete(selectedAccount()?.id);

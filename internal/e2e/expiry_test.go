@@ -261,10 +261,35 @@ func (s *scenario) waitFailedLogin(key string, want bool) bool {
 	}
 }
 
+// reopenPopup reloads the popup page, as a popup opened now, waits until
+// it shows all it shows on opening, chooses the scenario's account and
+// returns the view.
+func (s *scenario) reopenPopup() tbharness.PopupView {
+	s.t.Helper()
+	if err := s.popup.Reload(s.ctx); err != nil {
+		s.t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(s.ctx, 20*time.Second)
+	defer cancel()
+	if err := s.popup.WaitFor(wctx, `return document.documentElement.dataset.ready === "true";`, nil, 100*time.Millisecond, nil); err != nil {
+		s.t.Fatalf("popup: %v", err)
+	}
+	if err := s.popup.Select(s.ctx, s.acct.Key); err != nil {
+		s.t.Fatal(err)
+	}
+	v, err := s.popup.View(s.ctx)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return v
+}
+
 // testExpiryAfterFailedLogin: Thunderbird's own login with the saved
 // password was just refused (its "Login to server … failed" question, here
 // during a check for new mail): the expiry check asks nothing with that
-// password. Once the saved password changes, it asks again.
+// password, and the popup says so under the account with a button to "I
+// already changed it". Once the saved password changes, the popup says
+// nothing and the check asks again.
 func (e *env) testExpiryAfterFailedLogin(t *testing.T) {
 	const user, saved, elsewhere = "max", "Max-saved-pw-1", "Max-changed-elsewhere-2"
 	e.sb.SetPassword(user, saved)
@@ -309,6 +334,21 @@ func (e *env) testExpiryAfterFailedLogin(t *testing.T) {
 	}
 	t.Logf("Thunderbird asked: %+v", ps)
 
+	// The popup says so under the account, and offers "I already changed it".
+	v := s.reopenPopup()
+	const hint = "Thunderbird could not log in with the saved password. Was it changed elsewhere?"
+	if v.FailedHint != hint || !v.FailedSync {
+		t.Errorf("popup: failed hint %q, its button shown %v; want %q and the button", v.FailedHint, v.FailedSync, hint)
+	}
+	if err := s.popup.Click(s.ctx, "failed-sync"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.popup.WaitView(s.ctx, "sync", 10*time.Second); err != nil {
+		t.Fatal(err)
+	} else if v.FailedHint != hint || v.FailedSync {
+		t.Errorf("popup in the sync view: failed hint %q, button shown %v; want the hint, no button", v.FailedHint, v.FailedSync)
+	}
+
 	// Forced (the daily limit does not hold it back): nothing asked.
 	mark = len(e.sb.Logins())
 	if r := s.checkExpiry(); slices.Contains(r.Checked, s.acct.Key) {
@@ -325,6 +365,9 @@ func (e *env) testExpiryAfterFailedLogin(t *testing.T) {
 	}
 	if s.waitFailedLogin(failedKey, false) {
 		t.Fatalf("the failed login %q is still kept after the saved password changed", failedKey)
+	}
+	if v := s.reopenPopup(); v.FailedHint != "" {
+		t.Errorf("popup after the saved password changed: failed hint %q, want none", v.FailedHint)
 	}
 	mark = len(e.sb.Logins())
 	if r := s.checkExpiry(); !slices.Contains(r.Checked, s.acct.Key) {

@@ -33,6 +33,11 @@ type PopupView struct {
 	GuidedNote string `json:"guidedNote"`
 	// GuidedOffer is true when the status line offers guided mode.
 	GuidedOffer bool `json:"guidedOffer"`
+	// FailedHint says Thunderbird's login with the saved password just
+	// failed ("" when hidden); FailedSync is true when its button to "I
+	// already changed it" shows.
+	FailedHint string `json:"failedHint"`
+	FailedSync bool   `json:"failedSync"`
 	// RulesHint is the back-end's rules under the new password ("" when hidden).
 	RulesHint string `json:"rulesHint"`
 	// SubmitVisible is true when the form's Change/Save button is shown.
@@ -68,6 +73,8 @@ return {
   guidedUrlField: shown($("guided-url-field")),
   guidedNote: text("guided-note"),
   guidedOffer: shown($("guided-offer")),
+  failedHint: text("failed-text"),
+  failedSync: shown($("failed-sync")),
   rulesHint: text("new-hint"),
   submitVisible: shown($("change")),
   status: $("status").textContent,
