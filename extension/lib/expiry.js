@@ -6,9 +6,9 @@
 // never when the feature is off (settings expiryWarnings), never for an
 // account whose saved password was refused, by the host's check or by the
 // mail server when Thunderbird last logged in (lib/failures.js): a wrong
-// password is a failed bind the lockout policy counts. The password is the one Thunderbird
-// saved, read through the Experiment, passed in the request and kept
-// nowhere. storage.local "expiry" keeps, by account id, {checkedAt,
+// password is a failed bind the lockout policy counts. The password is the
+// one Thunderbird saved, read through the Experiment, passed in the
+// request and kept nowhere. storage.local "expiry" keeps, by account id, {checkedAt,
 // state, expiresAt?, notifiedAt?, refusedAt?}: no password.
 
 import { failedRecently } from "./failures.js";
