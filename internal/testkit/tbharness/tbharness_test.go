@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -168,7 +169,7 @@ func TestLaunchTimeoutKillsGroup(t *testing.T) {
 	dir := t.TempDir()
 	app := filepath.Join(dir, "tb")
 	writeFile(t, filepath.Join(app, "application.ini"), "[App]\nVersion=153.0\n", 0o644)
-	writeFile(t, filepath.Join(app, "thunderbird"), "#!/bin/sh\necho \"args: $*\"\necho \"home: $HOME\"\nsleep 300 &\nsleep 300\n", 0o755)
+	writeFile(t, filepath.Join(app, "thunderbird"), "#!/bin/sh\necho \"args: $*\"\necho \"home: $HOME\"\necho \"group: $$\"\nsleep 300 &\nsleep 300\n", 0o755)
 	state := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -190,10 +191,22 @@ func TestLaunchTimeoutKillsGroup(t *testing.T) {
 	if err != nil || !strings.Contains(string(js), `"marionette.port", 0`) {
 		t.Errorf("user.js: %v", err)
 	}
-	// Both sleeps were in the fake's process group; the group must be empty.
-	out, _ := exec.Command("sh", "-c", "ps -eo pgid,stat,args | grep 'sleep 300' | grep -v grep | grep -v ' Z' || true").Output()
-	if strings.TrimSpace(string(out)) != "" {
-		t.Errorf("leftover processes:\n%s", out)
+	// Both sleeps were in the fake's process group (Launch makes the fake
+	// its leader: the group's id is the shell's pid); the group must be
+	// empty. Other processes of the machine do not count.
+	m := regexp.MustCompile(`(?m)^group: ([0-9]+)$`).FindSubmatch(log)
+	if m == nil {
+		t.Fatalf("the fake did not log its group:\n%s", log)
+	}
+	out, err := exec.Command("ps", "-eo", "pgid=,stat=,args=").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[0] == string(m[1]) && !strings.HasPrefix(f[1], "Z") {
+			t.Errorf("left in the fake's process group: %s", line)
+		}
 	}
 }
 
