@@ -329,10 +329,12 @@ func (d *demo) run(ctx context.Context) error {
 		switch {
 		case i >= markAfter:
 			who = "Thunderbird, after the change"
+		case i >= markHost && l.Protocol == "expiry":
+			who = "credsync, reading when the new password expires"
 		case i >= markHost:
 			who = "credsync host, checking the new password"
 		}
-		fmt.Fprintf(d.out, "    %-4s  user %-6s  password %s (%s)  %-8s  by %s\n",
+		fmt.Fprintf(d.out, "    %-6s  user %-6s  password %s (%s)  %-8s  by %s\n",
 			l.Protocol, l.Username, tbharness.Mask(l.Password), passwordName(l.Password), verdict, who)
 	}
 	ps, err := d.tb.Prompts(ctx)
