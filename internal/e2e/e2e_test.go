@@ -557,6 +557,31 @@ func (s *scenario) wantSuccess(o tbharness.Outcome, withOutgoing bool) {
 	}
 }
 
+// failLoginWrites makes the Experiment's login writes fail as inject
+// says, and returns restore, which puts the login store back and returns
+// the writes tried meanwhile; restore runs at clean-up if the test did not.
+func (s *scenario) failLoginWrites(inject func() error) (restore func() []string) {
+	s.t.Helper()
+	if err := inject(); err != nil {
+		s.t.Fatal(err)
+	}
+	restored := false
+	restore = func() []string {
+		calls, err := s.e.tb.RestoreLoginWrites(s.ctx, s.e.addonID)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		restored = true
+		return calls
+	}
+	s.t.Cleanup(func() {
+		if !restored {
+			restore()
+		}
+	})
+	return restore
+}
+
 // openOptions opens the extension's options page in a tab, as a user does.
 func (s *scenario) openOptions() *tbharness.Page {
 	s.t.Helper()

@@ -125,23 +125,7 @@ func (e *env) testSecondWriteFails(t *testing.T) {
 	const user, old, new = "ola", "Ola-old-pw-1", "Ola-new-pw-2"
 	e.sb.SetPassword(user, old)
 	s := e.newScenario(t, e.imapAccount(t, user, old), old, new)
-	if err := e.tb.FailLoginWrites(s.ctx, e.addonID, "smtp://"); err != nil {
-		t.Fatal(err)
-	}
-	restored := false
-	restore := func() []string {
-		calls, err := e.tb.RestoreLoginWrites(s.ctx, e.addonID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		restored = true
-		return calls
-	}
-	t.Cleanup(func() {
-		if !restored {
-			restore()
-		}
-	})
+	restore := s.failLoginWrites(func() error { return e.tb.FailLoginWrites(s.ctx, e.addonID, "smtp://") })
 	o := s.change()
 	calls := restore()
 	t.Logf("login writes: %q", calls)

@@ -132,23 +132,7 @@ func (e *env) testChangeStoreFailsForSibling(t *testing.T) {
 	}, old, new)
 	pop, _ := s.addSiblingNamed(user, old, popName)
 
-	if err := e.tb.FailLoginWrite(s.ctx, e.addonID, "mailbox://127.0.0.1", user); err != nil {
-		t.Fatal(err)
-	}
-	restored := false
-	restore := func() []string {
-		calls, err := e.tb.RestoreLoginWrites(s.ctx, e.addonID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		restored = true
-		return calls
-	}
-	t.Cleanup(func() {
-		if !restored {
-			restore()
-		}
-	})
+	restore := s.failLoginWrites(func() error { return e.tb.FailLoginWrite(s.ctx, e.addonID, "mailbox://127.0.0.1", user) })
 	mark := len(e.sb.Logins())
 	o := s.change()
 	seen := e.sb.LoginsSince(mark)

@@ -149,16 +149,12 @@ func (p *PopupTimes) All() Openings {
 func MeasurePopup(ctx context.Context, cfg PopupConfig) (*PopupTimes, error) {
 	ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
 	defer cancel()
-	s, err := startSession(ctx, cfg.Thunderbird, cfg.Credsync, cfg.Tap, cfg.Extension)
+	logf := orQuiet(cfg.Log)
+	s, err := startSession(ctx, cfg.Thunderbird, cfg.Credsync, cfg.Tap, cfg.Extension, logf)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	logf := cfg.Log
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
-	logf("%s started in %v", s.bin, s.tb.StartDuration.Round(time.Millisecond))
 	sb := s.sb
 	acct, err := s.createAccount(ctx)
 	if err != nil {

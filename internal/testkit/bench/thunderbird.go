@@ -215,9 +215,18 @@ type tbSession struct {
 	state  string
 }
 
+// orQuiet is logf, or a log that drops everything when logf is nil.
+func orQuiet(logf func(string, ...any)) func(string, ...any) {
+	if logf == nil {
+		return func(string, ...any) {}
+	}
+	return logf
+}
+
 // startSession launches Thunderbird (see findThunderbird) with the
-// extension at ext and the tap as its native host, which runs credsync.
-func startSession(ctx context.Context, thunderbird, credsync, tap, ext string) (_ *tbSession, err error) {
+// extension at ext and the tap as its native host, which runs credsync,
+// and logs how long Thunderbird took to start.
+func startSession(ctx context.Context, thunderbird, credsync, tap, ext string, logf func(string, ...any)) (_ *tbSession, err error) {
 	if credsync == "" {
 		return nil, fmt.Errorf("%w: it needs the credsync binary (-credsync)", ErrNoThunderbird)
 	}
@@ -283,6 +292,7 @@ func startSession(ctx context.Context, thunderbird, credsync, tap, ext string) (
 	}); err != nil {
 		return nil, err
 	}
+	logf("%s started in %v", s.bin, s.tb.StartDuration.Round(time.Millisecond))
 	if s.addon, err = s.tb.InstallAddon(ctx, ext); err != nil {
 		return nil, err
 	}
@@ -333,16 +343,12 @@ func (s *tbSession) tapLines() ([]string, error) {
 func MeasureStore(ctx context.Context, cfg StoreConfig) (*StoreTimes, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	s, err := startSession(ctx, cfg.Thunderbird, cfg.Credsync, cfg.Tap, cfg.Extension)
+	logf := orQuiet(cfg.Log)
+	s, err := startSession(ctx, cfg.Thunderbird, cfg.Credsync, cfg.Tap, cfg.Extension, logf)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	logf := cfg.Log
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
-	logf("%s started in %v", s.bin, s.tb.StartDuration.Round(time.Millisecond))
 	acct, err := s.createAccount(ctx)
 	if err != nil {
 		return nil, err

@@ -30,69 +30,71 @@ func newChangeServer(s *Sandbox) *http.Server {
 	}
 }
 
+// replyJSON writes one JSON answer of the sandbox's endpoints.
+func replyJSON(w http.ResponseWriter, status int, body map[string]any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// readPost parses a form POST of at most 64 KiB; anything else is answered
+// (405, 400) and reported false.
+func readPost(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		replyJSON(w, http.StatusMethodNotAllowed, map[string]any{"ok": false, "error": "method_not_allowed"})
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		replyJSON(w, http.StatusBadRequest, map[string]any{"ok": false, "error": "bad_request"})
+		return false
+	}
+	return true
+}
+
 func (s *Sandbox) handleChange(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.changeRequests++
 	s.mu.Unlock()
-	reply := func(status int, body map[string]any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(body)
-	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		reply(http.StatusMethodNotAllowed, map[string]any{"ok": false, "error": "method_not_allowed"})
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
-		reply(http.StatusBadRequest, map[string]any{"ok": false, "error": "bad_request"})
+	if !readPost(w, r) {
 		return
 	}
 	fields := make(map[string]string)
 	for _, name := range []string{"username", "current", "new"} {
 		v := r.PostForm.Get(name)
 		if v == "" {
-			reply(http.StatusBadRequest, map[string]any{"ok": false, "error": "missing_field", "field": name})
+			replyJSON(w, http.StatusBadRequest, map[string]any{"ok": false, "error": "missing_field", "field": name})
 			return
 		}
 		fields[name] = v
 	}
 	if !s.changePassword(fields["username"], fields["current"], fields["new"]) {
-		reply(http.StatusForbidden, map[string]any{"ok": false, "error": "wrong_current_password"})
+		replyJSON(w, http.StatusForbidden, map[string]any{"ok": false, "error": "wrong_current_password"})
 		return
 	}
-	reply(http.StatusOK, map[string]any{"ok": true})
+	replyJSON(w, http.StatusOK, map[string]any{"ok": true})
 }
 
 func (s *Sandbox) handleExpiry(w http.ResponseWriter, r *http.Request) {
-	reply := func(status int, body map[string]any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(body)
-	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		reply(http.StatusMethodNotAllowed, map[string]any{"ok": false, "error": "method_not_allowed"})
+	if !readPost(w, r) {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil || r.PostForm.Get("username") == "" || r.PostForm.Get("password") == "" {
-		reply(http.StatusBadRequest, map[string]any{"ok": false, "error": "bad_request"})
+	if r.PostForm.Get("username") == "" || r.PostForm.Get("password") == "" {
+		replyJSON(w, http.StatusBadRequest, map[string]any{"ok": false, "error": "bad_request"})
 		return
 	}
 	state, at, ok := s.expiryOf(s.ExpiryURL, r.PostForm.Get("username"), r.PostForm.Get("password"))
 	if !ok {
-		reply(http.StatusForbidden, map[string]any{"ok": false, "error": "wrong_current_password"})
+		replyJSON(w, http.StatusForbidden, map[string]any{"ok": false, "error": "wrong_current_password"})
 		return
 	}
 	body := map[string]any{"ok": true, "state": state}
 	if !at.IsZero() {
 		body["at"] = at.Format(time.RFC3339)
 	}
-	reply(http.StatusOK, body)
+	replyJSON(w, http.StatusOK, body)
 }
 
 // ChangeRequests is how many requests the password-change endpoint has
