@@ -582,6 +582,13 @@ func (s *scenario) failLoginWrites(inject func() error) (restore func() []string
 	return restore
 }
 
+// namedIMAPAccount is imapAccount with the account's name.
+func (e *env) namedIMAPAccount(t *testing.T, name, user, pw string) tbharness.AccountSpec {
+	spec := e.imapAccount(t, user, pw)
+	spec.Name = name
+	return spec
+}
+
 // openOptions opens the extension's options page in a tab, as a user does.
 func (s *scenario) openOptions() *tbharness.Page {
 	s.t.Helper()

@@ -124,12 +124,7 @@ func (e *env) testChangeStoreFailsForSibling(t *testing.T) {
 	const user, old, new = "max", "Max-old-pw-1", "Max-new-pw-2"
 	const imapName, popName = "Max IMAP", "Max POP3"
 	e.sb.SetPassword(user, old)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Name:     imapName,
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
+	s := e.newScenario(t, e.namedIMAPAccount(t, imapName, user, old), old, new)
 	pop, _ := s.addSiblingNamed(user, old, popName)
 
 	restore := s.failLoginWrites(func() error { return e.tb.FailLoginWrite(s.ctx, e.addonID, "mailbox://127.0.0.1", user) })
@@ -221,18 +216,8 @@ func (e *env) testChangeMailboxIMAPPOP3SharedSMTP(t *testing.T) {
 	const imapName, popName, otherName = "Ned IMAP", "Ned POP3", "Ora"
 	e.sb.SetPassword(user, old)
 	e.sb.SetPassword(other, old)
-	s := e.newScenario(t, tbharness.AccountSpec{
-		Type:     "imap",
-		Name:     imapName,
-		Incoming: sslServer(t, e.sb.IMAPS, user, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, user, old)),
-	}, old, new)
-	ora := s.addAccount(tbharness.AccountSpec{
-		Type:     "imap",
-		Name:     otherName,
-		Incoming: sslServer(t, e.sb.IMAPS, other, old),
-		SMTP:     ptr(sslServer(t, e.sb.SMTPS, other, old)),
-	})
+	s := e.newScenario(t, e.namedIMAPAccount(t, imapName, user, old), old, new)
+	ora := s.addAccount(e.namedIMAPAccount(t, otherName, other, old))
 	pop, _ := s.addSiblingNamed(user, old, popName) // checks the plan: the IMAP account shares with the POP3 one only
 	accts, err := s.popup.Accounts(s.ctx)
 	if err != nil {
