@@ -99,20 +99,21 @@ func classifyIMAP(e *imap.Error, st stage, plain bool) Outcome {
 	return ProtocolError
 }
 
-// classifySMTP: 523/530/538 mean "TLS first"; x.7.12 ("a password
-// transition is needed", RFC 4954) or a refusal saying so in words is an
-// expired password; 535, x.7.8 and 534 are a rejected password; any other
+// classifySMTP: x.7.12 ("a password transition is needed", RFC 4954) or a
+// refusal saying so in words is an expired password, whatever the basic
+// code, since the enhanced code is the more specific (RFC 3463); 523/530/538
+// mean "TLS first"; 535, x.7.8 and 534 are a rejected password; any other
 // 4xx is temporary.
 func classifySMTP(e *smtp.SMTPError, plain bool) Outcome {
 	switch {
+	case e.EnhancedCode[1] == 7 && e.EnhancedCode[2] == 12 && (e.Code/100 == 4 || e.Code/100 == 5),
+		(e.Code == 535 || e.Code == 534 || e.Code == 432 || e.Code == 454) && ExpiredWording(e.Message):
+		return PasswordExpired
 	case e.Code == 523 || e.Code == 530 || e.Code == 538:
 		if plain {
 			return RefusedPlaintext
 		}
 		return TLSError
-	case e.EnhancedCode[1] == 7 && e.EnhancedCode[2] == 12 && (e.Code/100 == 4 || e.Code/100 == 5),
-		(e.Code == 535 || e.Code == 534 || e.Code == 432 || e.Code == 454) && ExpiredWording(e.Message):
-		return PasswordExpired
 	case e.Code == 535 || e.Code == 534 || e.Code/100 == 5 && e.EnhancedCode == smtp.EnhancedCode{5, 7, 8}:
 		return AuthFailed
 	case e.Temporary():

@@ -391,6 +391,54 @@ func TestLoginIMAPAuthenticatePlain(t *testing.T) {
 	}
 }
 
+// Where the password waits for the server's "+" (a synchronising literal,
+// AUTHENTICATE without SASL-IR), a server that answers OK before asking for
+// it was never sent it: that is no verification. Where it goes with the
+// command, OK is OK.
+func TestLoginIMAPAcceptedBeforePassword(t *testing.T) {
+	pki := newFakePKI(t)
+	cases := []struct {
+		name, caps, user, pass string
+		waits                  bool
+	}{
+		{"quoted", "IMAP4rev1", "alice", "secret", false},
+		{"8-bit password, literal", "IMAP4rev1", "alice", "perché-1", true},
+		{"8-bit password, LITERAL+", "IMAP4rev1 LITERAL+", "alice", "perché-1", false},
+		{"8-bit password, LITERAL-", "IMAP4rev1 LITERAL-", "alice", "perché-1", false},
+		{"8-bit password, IMAP4rev2 quotes UTF-8", "IMAP4rev2", "alice", "perché-1", false},
+		{"8-bit user name, literal", "IMAP4rev1", "niccolò", "secret", true},
+		{"AUTHENTICATE, SASL-IR", "IMAP4rev1 LOGINDISABLED AUTH=PLAIN SASL-IR", "alice", "secret", false},
+		{"AUTHENTICATE without SASL-IR", "IMAP4rev1 LOGINDISABLED AUTH=PLAIN", "alice", "secret", true},
+	}
+	for _, sec := range []endpoint.Security{endpoint.TLS, endpoint.STARTTLS} {
+		for _, tc := range cases {
+			for _, early := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/%s/early=%v", map[endpoint.Security]string{endpoint.TLS: "imaps", endpoint.STARTTLS: "starttls"}[sec], tc.name, early), func(t *testing.T) {
+					caps := tc.caps
+					if sec == endpoint.STARTTLS {
+						caps += " STARTTLS"
+					}
+					srv := startFake(t, pki.server, sec == endpoint.TLS, imapFake{caps: caps, early: early}.handle)
+					ep := mkEndpoint(t, endpoint.IMAP, srv.addr, sec, tc.user)
+					res := verify.Login(testCtx(t, 5*time.Second), ep, tc.pass, pki.trust)
+					creds := srv.gotCreds()
+					if early && tc.waits {
+						wantOutcome(t, res, verify.ProtocolError)
+						if len(creds) != 0 {
+							t.Fatalf("server saw %q", creds)
+						}
+						return
+					}
+					wantOutcome(t, res, verify.OK)
+					if want := tc.user + ":" + tc.pass; len(creds) != 1 || creds[0] != want {
+						t.Fatalf("server saw %q, want %q", creds, want)
+					}
+				})
+			}
+		}
+	}
+}
+
 // The server puts the password in its reply; it must not reach Detail or Err.
 func TestLoginPasswordNeverInDetail(t *testing.T) {
 	pki := newFakePKI(t)

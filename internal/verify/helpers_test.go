@@ -355,6 +355,10 @@ type imapFake struct {
 	// ("OK done", "NO [...] ..."); "" resets the connection.
 	login  func(user, pass string) string
 	before func(*fakeConn) bool // runs first; false ends the connection
+	// early: a LOGIN with a synchronising literal, or an AUTHENTICATE
+	// without initial response, gets "OK" instead of "+": before the
+	// password was sent.
+	early bool
 }
 
 func (f imapFake) handle(fc *fakeConn) {
@@ -393,6 +397,10 @@ func (f imapFake) handle(fc *fakeConn) {
 				return
 			}
 		case "LOGIN":
+			if f.early && strings.HasSuffix(args, "}") && !strings.HasSuffix(args, "+}") {
+				fc.send(tag + " OK logged in")
+				continue
+			}
 			user, args, ok := imapAString(fc, args)
 			if !ok {
 				return
@@ -408,6 +416,9 @@ func (f imapFake) handle(fc *fakeConn) {
 			var ir string
 			if mech, arg, hasIR := strings.Cut(args, " "); hasIR && strings.EqualFold(mech, "PLAIN") {
 				ir = arg
+			} else if f.early {
+				fc.send(tag + " OK logged in")
+				continue
 			} else {
 				fc.send("+ ")
 				if ir, ok = fc.recv(); !ok {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -72,6 +73,7 @@ func runIMAP(ctx context.Context, a *attempt, conn net.Conn) Result {
 		return a.fail(err, stageConnect)
 	}
 
+	sent, waits := greet.writeCount(), 0
 	if caps.Has(imap.CapLoginDisabled) {
 		if a.plain() {
 			return local(RefusedPlaintext, errors.New("the server advertises LOGINDISABLED: it refuses to log in without TLS"))
@@ -79,15 +81,25 @@ func runIMAP(ctx context.Context, a *attempt, conn net.Conn) Result {
 		if !hasIMAPAuth(caps, "PLAIN") {
 			return local(ProtocolError, errors.New("the server advertises LOGINDISABLED and offers no AUTH=PLAIN"))
 		}
+		if !caps.Has(imap.CapSASLIR) {
+			waits = 1 // the credentials wait for the server's "+"
+		}
 		a.credsSent = true
 		if err := c.Authenticate(sasl.NewPlainClient("", a.ep.Username, a.password)); err != nil {
 			return a.fail(err, stageAuth)
 		}
 	} else {
+		waits = syncLiterals(caps, a.ep.Username) + syncLiterals(caps, a.password)
 		a.credsSent = true
 		if err := c.Login(a.ep.Username, a.password).Wait(); err != nil {
 			return a.fail(err, stageAuth)
 		}
+	}
+	// Each wait for "+" splits the command into one more write. A server
+	// that completes it with fewer has accepted a login whose password it
+	// was never sent: that verifies nothing.
+	if greet.writeCount() < sent+1+waits {
+		return local(ProtocolError, errAcceptedEarly)
 	}
 	// LOGOUT goes out now; once reads its answer (see attempt.goodbye).
 	logout := c.Logout()
@@ -96,6 +108,30 @@ func runIMAP(ctx context.Context, a *attempt, conn net.Conn) Result {
 		c.Close()
 	}
 	return Result{Outcome: OK}
+}
+
+var errAcceptedEarly = errors.New("the server accepted the login before it was sent the password, so nothing was verified")
+
+// syncLiterals is how many synchronising literals (RFC 3501 4.3) imapclient
+// sends s as: one when s cannot be quoted and the server offers no
+// non-synchronising literals (RFC 7888), the same rules as imapclient's.
+func syncLiterals(caps imap.CapSet, s string) int {
+	const maxQuoted = 4096
+	quotable := len(s) <= maxQuoted && !strings.ContainsAny(s, "\x00\r\n") &&
+		(caps.Has(imap.CapIMAP4rev2) || isASCII(s))
+	if quotable || caps.Has(imap.CapLiteralPlus) || caps.Has(imap.CapLiteralMinus) && len(s) <= maxQuoted {
+		return 0
+	}
+	return 1
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 var errPREAUTH = errors.New("the server sent PREAUTH: it logs in without a password, so there is nothing to verify")

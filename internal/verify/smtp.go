@@ -74,6 +74,10 @@ func runSMTP(ctx context.Context, a *attempt, conn net.Conn) Result {
 	if err := c.Auth(client); err != nil {
 		return a.fail(err, stageAuth)
 	}
+	if lc, ok := client.(*loginClient); ok && !lc.sentPassword() {
+		// 235 before the second challenge: the password never went out.
+		return local(ProtocolError, errAcceptedEarly)
+	}
 	// go-smtp's Quit sends QUIT and reads the reply in one call: run it
 	// aside and return once QUIT is on the wire; once waits for the reply
 	// (see attempt.goodbye).
@@ -126,6 +130,10 @@ func (l *loginClient) Next(challenge []byte) ([]byte, error) {
 	}
 	return nil, sasl.ErrUnexpectedServerChallenge
 }
+
+// sentPassword reports whether the password was handed over; go-smtp sends
+// each response as soon as Next returns it.
+func (l *loginClient) sentPassword() bool { return l.step >= 2 }
 
 // nonNil returns s as a non-nil slice even when empty: go-smtp ends the
 // exchange on a nil response.

@@ -287,6 +287,7 @@ type trackedConn struct {
 	read          []byte
 	wroteSTARTTLS bool
 	wrote         chan struct{} // closed by the next Write that writes (nextWrite)
+	writes        int           // Writes that put bytes on the connection
 }
 
 const maxCapture = 512
@@ -315,6 +316,9 @@ func (c *trackedConn) Write(b []byte) (int, error) {
 	if err != nil && c.err == nil {
 		c.err = err
 	}
+	if n > 0 {
+		c.writes++
+	}
 	if n > 0 && c.wrote != nil {
 		close(c.wrote)
 		c.wrote = nil
@@ -330,6 +334,12 @@ func (c *trackedConn) nextWrite() <-chan struct{} {
 	defer c.mu.Unlock()
 	c.wrote = make(chan struct{})
 	return c.wrote
+}
+
+func (c *trackedConn) writeCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writes
 }
 
 func (c *trackedConn) setCapture(on bool) {
