@@ -11,6 +11,7 @@ import (
 func TestVerifyCLI(t *testing.T) {
 	s := needStack(t)
 	alice, alicePW := s.Get("MAILSTACK_FILE_USER"), s.Get("MAILSTACK_FILE_PASSWORD")
+	niccolo, niccoloPW := s.Get("MAILSTACK_UTF8_USER"), s.Get("MAILSTACK_UTF8_PASSWORD")
 	ca := []string{"--ca-file", s.Get("MAILSTACK_CA")}
 	type want struct {
 		code      int
@@ -35,6 +36,11 @@ func TestVerifyCLI(t *testing.T) {
 			want{code: 0, incoming: "ok"}},
 		{"POP3S", alicePW, append([]string{"--incoming", s.url("pop3s", alice, "POP3S")}, ca...),
 			want{code: 0, incoming: "ok"}},
+		{"a password that is not ASCII, IMAP STARTTLS + submission STARTTLS", niccoloPW,
+			append([]string{"--incoming", s.url("imap", niccolo, "IMAP"), "--outgoing", s.url("smtp", niccolo, "SUBMISSION")}, ca...),
+			want{code: 0, incoming: "ok", outgoing: "ok"}},
+		{"a password that is not ASCII, POP3S", niccoloPW, append([]string{"--incoming", s.url("pop3s", niccolo, "POP3S")}, ca...),
+			want{code: 0, incoming: "ok"}},
 		{"LDAP user through Dovecot's auth bind", s.Password("dave"),
 			append([]string{"--incoming", s.url("imaps", "dave", "IMAPS"), "--outgoing", s.url("smtp", "dave@example.test", "SUBMISSION")}, ca...),
 			want{code: 0, incoming: "ok", outgoing: "ok"}},
@@ -45,6 +51,9 @@ func TestVerifyCLI(t *testing.T) {
 		{"wrong password POP3S + submissions", "Wrong-Pass1!",
 			append([]string{"--incoming", s.url("pop3s", alice, "POP3S"), "--outgoing", s.url("smtps", alice, "SUBMISSIONS")}, ca...),
 			want{code: 1, incoming: "auth_failed", outgoing: "auth_failed"}},
+		{"wrong password that is not ASCII, IMAPS + submissions", "Perché-No-2026!",
+			append([]string{"--incoming", s.url("imaps", niccolo, "IMAPS"), "--outgoing", s.url("smtps", niccolo, "SUBMISSIONS")}, ca...),
+			want{code: 1, incoming: "auth_failed", outgoing: "auth_failed", detailIn: "AUTHENTICATIONFAILED", detailOut: "535"}},
 		{"wrong password POP3 STLS", "Wrong-Pass1!", append([]string{"--incoming", s.url("pop3", alice, "POP3")}, ca...),
 			want{code: 1, incoming: "auth_failed"}},
 
