@@ -410,16 +410,16 @@ func TestLoginIMAPAcceptedBeforePassword(t *testing.T) {
 		{"AUTHENTICATE, SASL-IR", "IMAP4rev1 LOGINDISABLED AUTH=PLAIN SASL-IR", "alice", "secret", false},
 		{"AUTHENTICATE without SASL-IR", "IMAP4rev1 LOGINDISABLED AUTH=PLAIN", "alice", "secret", true},
 	}
-	for _, sec := range []endpoint.Security{endpoint.TLS, endpoint.STARTTLS} {
+	for _, conn := range []struct {
+		name string
+		sec  endpoint.Security
+		caps string // added to the case's
+	}{{"imaps", endpoint.TLS, ""}, {"starttls", endpoint.STARTTLS, " STARTTLS"}} {
 		for _, tc := range cases {
 			for _, early := range []bool{false, true} {
-				t.Run(fmt.Sprintf("%s/%s/early=%v", map[endpoint.Security]string{endpoint.TLS: "imaps", endpoint.STARTTLS: "starttls"}[sec], tc.name, early), func(t *testing.T) {
-					caps := tc.caps
-					if sec == endpoint.STARTTLS {
-						caps += " STARTTLS"
-					}
-					srv := startFake(t, pki.server, sec == endpoint.TLS, imapFake{caps: caps, early: early}.handle)
-					ep := mkEndpoint(t, endpoint.IMAP, srv.addr, sec, tc.user)
+				t.Run(fmt.Sprintf("%s/%s/early=%v", conn.name, tc.name, early), func(t *testing.T) {
+					srv := startFake(t, pki.server, conn.sec == endpoint.TLS, imapFake{caps: tc.caps + conn.caps, early: early}.handle)
+					ep := mkEndpoint(t, endpoint.IMAP, srv.addr, conn.sec, tc.user)
 					res := verify.Login(testCtx(t, 5*time.Second), ep, tc.pass, pki.trust)
 					creds := srv.gotCreds()
 					if early && tc.waits {
