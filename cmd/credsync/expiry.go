@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/credsync/credsync/internal/code"
@@ -106,11 +105,10 @@ func runExpiry(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		if c == code.OutcomeUnknown {
 			c = code.BackendUnreachable
 		}
-		// The code once: a back-end's error begins with its own kind.
+		// The code once: a back-end's error without its own kind.
 		msg := err.Error()
-		var pe *provider.Error
-		if errors.As(err, &pe) {
-			msg = strings.TrimPrefix(msg, string(pe.Kind)+": ")
+		if pe := (*provider.Error)(nil); errors.As(err, &pe) {
+			msg = pe.Message()
 		}
 		fmt.Fprintf(stderr, "credsync expiry: %s: %s\n", c, printable(msg))
 		return exitFailed

@@ -136,11 +136,15 @@ const (
 	SentChange  = "change"
 )
 
-func (e *Error) Error() string {
+func (e *Error) Error() string { return string(e.Kind) + ": " + e.Message() }
+
+// Message is the error's text without its kind, for a caller that names
+// the kind itself.
+func (e *Error) Message() string {
 	if e.Err != nil {
-		return fmt.Sprintf("%s: %s: %v", e.Kind, e.Detail, e.Err)
+		return fmt.Sprintf("%s: %v", e.Detail, e.Err)
 	}
-	return fmt.Sprintf("%s: %s", e.Kind, e.Detail)
+	return e.Detail
 }
 
 func (e *Error) Unwrap() error { return e.Err }
